@@ -29,13 +29,25 @@ enum {
     KZ_JWT_EEXPIRED = -4,   /* exp <= now */
 };
 
+/* Longest token kz_jwt_verify accepts; longer input is KZ_JWT_EMALFORMED. */
+#define KZ_JWT_MAX_LEN 8192
+
 /* Signs claims with key; *out receives an owned NUL-terminated token
- * (free with kz_free). Empty usn and NULL/empty vrs are omitted. Returns 0. */
+ * (free with kz_free). Empty usn, NULL/empty vrs and iat == 0 are omitted;
+ * vrs entries are written in byte order of their keys. Returns 0, or
+ * KZ_JWT_EMALFORMED (and *out = NULL) when a claim cannot be encoded: a
+ * string that is not valid UTF-8, or a vrs value that is not a string. */
 int kz_jwt_sign(const kz_claims_t *claims, const char *key, size_t keylen, char **out);
 
 /* Verifies token[0..len) with key at time now (unix seconds) and fills out
  * (out->vrs owned by the caller; release with kz_claims_clear). Returns
- * KZ_JWT_OK or one of the negative codes; out is cleared on failure. */
+ * KZ_JWT_OK or one of the negative codes; out is cleared on failure.
+ * token needs no NUL terminator. Checks run in this order: shape (three
+ * base64url segments, len <= KZ_JWT_MAX_LEN) and header JSON -> EMALFORMED;
+ * alg != "HS256" -> EALG; MAC (32 bytes, constant-time) -> ESIG; payload
+ * (tid and uid UUID strings, usn string <= 128 bytes, vrs object of strings,
+ * integer exp, integer iat; null counts as absent for usn/vrs/iat; unknown
+ * claims ignored) -> EMALFORMED; exp <= now -> EEXPIRED. */
 int kz_jwt_verify(const char *token, size_t len, const char *key, size_t keylen, int64_t now,
                   kz_claims_t *out);
 

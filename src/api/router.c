@@ -1,0 +1,291 @@
+/* The route table and the dispatcher (I/O thread), the worker side of an
+ * API call, and the reply helpers. */
+#include <http_parser.h>
+#include <sodium.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "api/handlers.h"
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/log.h"
+
+/* Every REST route. Handlers run on a worker thread, except those the
+ * dispatcher answers itself (health check). Order matters only where two
+ * patterns could match the same path: literal routes come first. */
+const kz_route_t kz_routes[] = {
+    {HTTP_GET, "/healthcheck", "Healthcheck", KZ_AUTH_NONE, NULL},
+    {HTTP_GET, "/", "Root", KZ_AUTH_NONE, NULL},
+    {HTTP_POST, "/v2/account/authenticate/device", "AuthenticateDevice", KZ_AUTH_SERVER_KEY, kz_h_authenticate_device},
+    {HTTP_POST, "/v2/account/authenticate/email", "AuthenticateEmail", KZ_AUTH_SERVER_KEY, kz_h_authenticate_email},
+    {HTTP_POST, "/v2/account/authenticate/custom", "AuthenticateCustom", KZ_AUTH_SERVER_KEY, kz_h_authenticate_custom},
+    {HTTP_POST, "/v2/account/authenticate/apple", "AuthenticateApple", KZ_AUTH_SERVER_KEY, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/authenticate/facebook", "AuthenticateFacebook", KZ_AUTH_SERVER_KEY, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/authenticate/facebookinstantgame", "AuthenticateFacebookInstantGame", KZ_AUTH_SERVER_KEY, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/authenticate/gamecenter", "AuthenticateGameCenter", KZ_AUTH_SERVER_KEY, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/authenticate/google", "AuthenticateGoogle", KZ_AUTH_SERVER_KEY, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/authenticate/steam", "AuthenticateSteam", KZ_AUTH_SERVER_KEY, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/session/refresh", "SessionRefresh", KZ_AUTH_SERVER_KEY, kz_h_session_refresh},
+    {HTTP_POST, "/v2/session/logout", "SessionLogout", KZ_AUTH_SESSION, kz_h_session_logout},
+    {HTTP_GET, "/v2/account", "GetAccount", KZ_AUTH_SESSION, kz_h_account_get},
+    {HTTP_PUT, "/v2/account", "UpdateAccount", KZ_AUTH_SESSION, kz_h_account_update},
+    {HTTP_DELETE, "/v2/account", "DeleteAccount", KZ_AUTH_SESSION, kz_h_account_delete},
+    {HTTP_POST, "/v2/account/link/device", "LinkDevice", KZ_AUTH_SESSION, kz_h_link_device},
+    {HTTP_POST, "/v2/account/link/email", "LinkEmail", KZ_AUTH_SESSION, kz_h_link_email},
+    {HTTP_POST, "/v2/account/link/custom", "LinkCustom", KZ_AUTH_SESSION, kz_h_link_custom},
+    {HTTP_POST, "/v2/account/link/apple", "LinkApple", KZ_AUTH_SESSION, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/link/facebook", "LinkFacebook", KZ_AUTH_SESSION, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/link/facebookinstantgame", "LinkFacebookInstantGame", KZ_AUTH_SESSION, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/link/gamecenter", "LinkGameCenter", KZ_AUTH_SESSION, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/link/google", "LinkGoogle", KZ_AUTH_SESSION, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/link/steam", "LinkSteam", KZ_AUTH_SESSION, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/unlink/device", "UnlinkDevice", KZ_AUTH_SESSION, kz_h_unlink_device},
+    {HTTP_POST, "/v2/account/unlink/email", "UnlinkEmail", KZ_AUTH_SESSION, kz_h_unlink_email},
+    {HTTP_POST, "/v2/account/unlink/custom", "UnlinkCustom", KZ_AUTH_SESSION, kz_h_unlink_custom},
+    {HTTP_POST, "/v2/account/unlink/apple", "UnlinkApple", KZ_AUTH_SESSION, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/unlink/facebook", "UnlinkFacebook", KZ_AUTH_SESSION, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/unlink/facebookinstantgame", "UnlinkFacebookInstantGame", KZ_AUTH_SESSION, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/unlink/gamecenter", "UnlinkGameCenter", KZ_AUTH_SESSION, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/unlink/google", "UnlinkGoogle", KZ_AUTH_SESSION, kz_h_social_unconfigured},
+    {HTTP_POST, "/v2/account/unlink/steam", "UnlinkSteam", KZ_AUTH_SESSION, kz_h_social_unconfigured},
+    {HTTP_GET, "/v2/user", "GetUsers", KZ_AUTH_SESSION, kz_h_users_get},
+};
+const int kz_nroutes = (int)(sizeof kz_routes / sizeof kz_routes[0]);
+
+const char *const *kz_route_names(void)
+{
+    static const char *names[sizeof kz_routes / sizeof kz_routes[0]];
+    for (int i = 0; i < kz_nroutes; i++) names[i] = kz_routes[i].name;
+    return names;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Replies                                                                  */
+
+int kz_grpc_http_status(int code)
+{
+    switch (code) {
+    case 0: return 200;
+    case 1: return 499;
+    case 3: return 400;
+    case 4: return 504;
+    case 5: return 404;
+    case 6: return 409;
+    case 7: return 403;
+    case 8: return 429;
+    case 9: return 400;
+    case 10: return 409;
+    case 11: return 400;
+    case 12: return 501;
+    case 14: return 503;
+    case 16: return 401;
+    default: return 500;
+    }
+}
+
+void kz_reply_json(kz_exchange_t *ex, json_t *obj)
+{
+    char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(obj);
+    /* jansson allocates with malloc; the exchange frees with kz_free (free). */
+    kz_exchange_set(ex, 200, s, strlen(s));
+}
+
+void kz_reply_empty(kz_exchange_t *ex)
+{
+    kz_exchange_set(ex, 200, kz_strdup("{}"), 2);
+}
+
+void kz_reply_error(kz_exchange_t *ex, int code, const char *msg)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "code", json_integer(code));
+    json_object_set_new(o, "message", json_string(msg));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    kz_exchange_set(ex, kz_grpc_http_status(code), s, strlen(s));
+    if (code == KZ_GRPC_UNAUTHENTICATED) kz_exchange_add_header(ex, "WWW-Authenticate", msg);
+}
+
+void kz_reply_store_error(kz_call_t *call, int rc)
+{
+    kz_log_error("%s: store error %d: %s", call->route->name, rc, kz_db_errmsg(call->db));
+    if (rc == KZ_DB_EBUSY)
+        kz_reply_error(call->ex, KZ_GRPC_UNAVAILABLE, "Database is busy, try again.");
+    else
+        kz_reply_error(call->ex, KZ_GRPC_INTERNAL, "Internal server error.");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Matching and authentication (I/O thread)                                 */
+
+/* Matches path against pattern; fills params with the {name} segments. */
+static bool path_match(const char *pattern, kz_slice_t path, kz_slice_t *params, int *nparams)
+{
+    const char *p = pattern, *s = path.p, *end = path.p + path.n;
+    int n = 0;
+    while (*p && s < end) {
+        if (*p == '{') {
+            const char *close = strchr(p, '}');
+            const char *seg_end = memchr(s, '/', (size_t)(end - s));
+            if (!seg_end) seg_end = end;
+            if (seg_end == s || n >= KZ_MAX_PATH_PARAMS) return false;
+            params[n++] = (kz_slice_t){s, (size_t)(seg_end - s)};
+            s = seg_end;
+            p = close + 1;
+            continue;
+        }
+        if (*p != *s) return false;
+        p++;
+        s++;
+    }
+    if (*p || s != end) return false;
+    *nparams = n;
+    return true;
+}
+
+/* Checks "Basic base64(server_key:...)"; returns NULL or the error text. */
+static const char *check_server_key(const kz_config_t *cfg, kz_slice_t auth)
+{
+    if (auth.n == 0) return "Server key required";
+    if (auth.n < 6 || strncasecmp(auth.p, "Basic ", 6) != 0 || auth.n > 1024) return "Server key invalid";
+    unsigned char decoded[800];
+    size_t dlen = 0;
+    if (sodium_base642bin(decoded, sizeof decoded - 1, auth.p + 6, auth.n - 6, NULL, &dlen, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0)
+        return "Server key invalid";
+    const unsigned char *colon = memchr(decoded, ':', dlen);
+    size_t ulen = colon ? (size_t)(colon - decoded) : dlen;
+    size_t klen = strlen(cfg->socket.server_key);
+    if (ulen != klen || sodium_memcmp(decoded, cfg->socket.server_key, klen) != 0)
+        return "Server key invalid";
+    return NULL;
+}
+
+/* Verifies a "Bearer <session token>"; fills claims. Returns NULL or the
+ * error text. */
+static const char *check_session(const kz_app_t *app, kz_slice_t auth, kz_claims_t *claims)
+{
+    if (auth.n == 0) return "Auth token required";
+    if (auth.n < 7 || strncasecmp(auth.p, "Bearer ", 7) != 0) return "Auth token invalid";
+    const char *key = app->cfg->session.encryption_key;
+    if (kz_jwt_verify(auth.p + 7, auth.n - 7, key, strlen(key), kz_now_sec(), claims) != KZ_JWT_OK)
+        return "Auth token invalid";
+    if (kz_sessions_revoked(app->sessions, claims->tid, claims->uid)) {
+        kz_claims_clear(claims);
+        return "Auth token invalid";
+    }
+    return NULL;
+}
+
+/* Answers a CORS preflight the way Nakama's gateway does. */
+static void reply_preflight(kz_exchange_t *ex)
+{
+    kz_exchange_set(ex, 200, NULL, 0);
+    kz_exchange_add_header(ex, "Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE");
+    kz_exchange_add_header(ex, "Access-Control-Allow-Headers", "Authorization, Content-Type, User-Agent");
+    kz_exchange_add_header(ex, "Access-Control-Max-Age", "600");
+}
+
+static void call_run(kz_job_t *job, void *worker_ctx)
+{
+    kz_call_t *call = (kz_call_t *)job;
+    call->worker = worker_ctx;
+    call->db = call->worker->db;
+    call->route->handler(call);
+}
+
+static void call_done(kz_job_t *job)
+{
+    kz_call_t *call = (kz_call_t *)job;
+    kz_exchange_complete(call->ex);
+    kz_claims_clear(&call->session);
+    kz_free(call);
+}
+
+void kz_api_dispatch(kz_exchange_t *ex, void *arg)
+{
+    const kz_app_t *app = arg;
+    kz_slice_t params[KZ_MAX_PATH_PARAMS];
+    int nparams = 0;
+    const kz_route_t *route = NULL;
+    bool path_known = false;
+
+    if (ex->req.method == HTTP_OPTIONS) {
+        reply_preflight(ex);
+        kz_exchange_finish(ex);
+        return;
+    }
+    for (int i = 0; i < kz_nroutes; i++) {
+        if (!path_match(kz_routes[i].pattern, ex->req.path, params, &nparams)) continue;
+        path_known = true;
+        if (kz_routes[i].method == ex->req.method) {
+            route = &kz_routes[i];
+            ex->route = i;
+            break;
+        }
+    }
+    if (!route) {
+        if (path_known)
+            kz_reply_error(ex, KZ_GRPC_UNIMPLEMENTED, "Method Not Allowed");
+        else
+            kz_reply_error(ex, KZ_GRPC_NOT_FOUND, "Not Found");
+        kz_exchange_finish(ex);
+        return;
+    }
+    if (!route->handler) { /* health check and root: nothing to look up */
+        kz_reply_empty(ex);
+        kz_exchange_finish(ex);
+        return;
+    }
+
+    kz_call_t *call = kz_calloc(1, sizeof *call);
+    call->ex = ex;
+    call->app = app;
+    call->route = route;
+    call->nparams = nparams;
+    memcpy(call->params, params, sizeof params);
+    const char *denied = NULL;
+    if (route->auth == KZ_AUTH_SERVER_KEY)
+        denied = check_server_key(app->cfg, ex->req.authorization);
+    else if (route->auth == KZ_AUTH_SESSION)
+        denied = check_session(app, ex->req.authorization, &call->session);
+    if (denied) {
+        kz_free(call);
+        kz_reply_error(ex, KZ_GRPC_UNAUTHENTICATED, denied);
+        kz_exchange_finish(ex);
+        return;
+    }
+    call->job.run = call_run;
+    call->job.done = call_done;
+    if (!kz_pool_submit(app->pool, &call->job)) {
+        kz_claims_clear(&call->session);
+        kz_free(call);
+        kz_reply_error(ex, KZ_GRPC_UNAVAILABLE, "Server is busy, try again.");
+        kz_exchange_finish(ex);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Worker contexts                                                          */
+
+void *kz_api_worker_init(int i, void *arg, char *err, size_t errlen)
+{
+    kz_app_t *app = arg;
+    kz_worker_t *w = kz_calloc(1, sizeof *w);
+    w->index = i;
+    if (kz_db_open(app->cfg->database.address, &w->db, err, errlen) != KZ_DB_OK) {
+        kz_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void kz_api_worker_fini(void *worker, void *arg)
+{
+    kz_worker_t *w = worker;
+    if (!w) return;
+    kz_db_close(w->db);
+    kz_free(w);
+}

@@ -1,0 +1,29 @@
+// One server per test file: started in before(), stopped (exit code 0
+// required) in after().
+import { before, after } from 'node:test';
+import { startServer } from './server.js';
+import { uniq } from './http.js';
+
+export function useServer(opts = {}) {
+  const ctx = { srv: null, client: null };
+  before(async () => {
+    ctx.srv = await startServer(opts);
+    ctx.client = ctx.srv.client();
+  });
+  after(async () => {
+    if (!ctx.srv) return;
+    try {
+      await ctx.srv.stop();
+    } finally {
+      ctx.srv.cleanup();
+    }
+  });
+  return ctx;
+}
+
+/** Create a fresh device account through the official client. */
+export async function newDeviceSession(client, { username, vars } = {}) {
+  const id = uniq('device');
+  const session = await client.authenticateDevice(id, true, username, vars);
+  return { id, session };
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test: C unit tests (normal and sanitizer builds) and the
+# end-to-end suite against both builds, each on SQLite and on PostgreSQL.
+# A throwaway PostgreSQL cluster is started here and stopped by PID on exit.
+set -u
+cd "$(dirname "$0")/.."
+root=$(pwd)
+pgdir=$(mktemp -d /tmp/kizuna-pg.XXXXXX)
+cleanup() { bash "$root/tests/support/pg.sh" stop "$pgdir" >/dev/null 2>&1 || true; }
+trap cleanup EXIT INT TERM
+
+export KZ_TEST_PG_URL
+KZ_TEST_PG_URL=$(bash tests/support/pg.sh start "$pgdir") || { echo "could not start PostgreSQL"; exit 1; }
+echo "PostgreSQL test cluster: $KZ_TEST_PG_URL"
+
+failed=0
+step() { # name, command...
+  local name=$1; shift
+  echo "=== $name"
+  if "$@"; then echo "=== $name: ok"; else echo "=== $name: FAILED"; failed=$((failed + 1)); fi
+}
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+step "unit tests" ctest --test-dir build --output-on-failure
+step "unit tests (asan+ubsan)" ctest --test-dir build/asan --output-on-failure
+for bin in build/kizuna build/asan/kizuna; do
+  for db in sqlite postgres; do
+    step "e2e $bin on $db" env KZ_BIN="$root/$bin" KZ_DB=$db npm --prefix tests/e2e test --silent
+  done
+done
+
+if [ "$failed" -ne 0 ]; then
+  echo "$failed test step(s) failed"
+  exit 1
+fi
+echo "all test steps passed"
