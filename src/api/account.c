@@ -1,6 +1,7 @@
 /* The caller's account (get, update, delete), linking and unlinking sign-in
  * identifiers, and looking up other users. */
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "api/handlers.h"
@@ -22,7 +23,8 @@ static void put_time(json_t *o, const char *key, int64_t ms)
 {
     if (ms <= 0) return;
     char buf[32];
-    kz_rfc3339(ms, buf);
+    /* Nakama sends account and user times in whole seconds. */
+    kz_rfc3339(ms - ms % 1000, buf);
     json_object_set_new(o, key, json_string(buf));
 }
 
@@ -119,8 +121,8 @@ void kz_h_account_update(kz_call_t *call)
             kz_reply_error(call->ex, KZ_GRPC_INVALID_ARGUMENT, msg);
             goto out;
         }
-        /* Present but empty clears the field; the language falls back to "en". */
-        const char *value = *v ? v : (i == 3 ? "en" : NULL);
+        /* Present but empty clears the field (lang_tag is never NULL: empty). */
+        const char *value = *v ? v : (i == 3 ? "" : NULL);
         upd[n++] = (kz_account_update_t){columns[i], value};
     }
     if (n == 0) {
@@ -175,17 +177,18 @@ static char *identifier_from_body(kz_call_t *call, kz_id_kind_t kind, bool need_
     if (kz_json_string(call, body, field, &v) != 0) goto done;
     if (kind == KZ_ID_EMAIL && kz_json_string(call, body, "password", &pw) != 0) goto done;
     if (!v) v = "";
+    if (!pw) pw = "";
     const char *bad = kind == KZ_ID_DEVICE   ? kz_validate_device_id(v, strlen(v))
                       : kind == KZ_ID_CUSTOM ? kz_validate_custom_id(v, strlen(v))
+                      : need_password        ? kz_validate_link_email(v, strlen(v), pw, strlen(pw))
                                              : kz_validate_email(v, strlen(v));
-    if (!bad && kind == KZ_ID_EMAIL && need_password) bad = kz_validate_password(pw ? pw : "", pw ? strlen(pw) : 0);
     if (bad) {
         kz_reply_error(call->ex, KZ_GRPC_INVALID_ARGUMENT, bad);
         goto done;
     }
     out = kz_strdup(v);
     if (kind == KZ_ID_EMAIL) kz_lower_ascii(out, strlen(out));
-    if (password) *password = kz_strdup(pw ? pw : "");
+    if (password) *password = kz_strdup(pw);
 done:
     json_decref(body);
     return out;
@@ -260,7 +263,9 @@ void kz_h_users_get(kz_call_t *call)
     }
     for (int i = 0; i < nids; i++) {
         if (!kz_uuid_valid(ids[i], strlen(ids[i]))) {
-            kz_reply_error(call->ex, KZ_GRPC_INVALID_ARGUMENT, "ID is not a valid system ID.");
+            char msg[160];
+            snprintf(msg, sizeof msg, "ID '%.100s' is not a valid system ID.", ids[i]);
+            kz_reply_error(call->ex, KZ_GRPC_INVALID_ARGUMENT, msg);
             goto out;
         }
         kz_lower_ascii(ids[i], strlen(ids[i]));

@@ -32,10 +32,16 @@ static void reply_session(kz_call_t *call, const char *uid, const char *username
     c.iat = iat ? iat : now;
     c.exp = now + cfg->session.token_expiry_sec;
     char *token = NULL, *refresh = NULL;
-    kz_jwt_sign(&c, cfg->session.encryption_key, strlen(cfg->session.encryption_key), &token);
+    int rc = kz_jwt_sign(&c, cfg->session.encryption_key, strlen(cfg->session.encryption_key), &token);
     c.exp = now + cfg->session.refresh_token_expiry_sec;
-    kz_jwt_sign(&c, cfg->session.refresh_encryption_key, strlen(cfg->session.refresh_encryption_key),
-                &refresh);
+    if (rc == KZ_JWT_OK)
+        rc = kz_jwt_sign(&c, cfg->session.refresh_encryption_key,
+                         strlen(cfg->session.refresh_encryption_key), &refresh);
+    if (rc != KZ_JWT_OK) {
+        kz_free(token);
+        kz_reply_error(call->ex, KZ_GRPC_INTERNAL, "Error creating the session token.");
+        return;
+    }
     json_t *o = json_object();
     if (created) json_object_set_new(o, "created", json_true());
     json_object_set_new(o, "token", json_string(token));
@@ -211,8 +217,11 @@ void kz_h_authenticate_email(kz_call_t *call)
         kz_json_string(call, body, "password", &password) == 0) {
         if (!password) password = "";
         char *username = kz_query_get(call->ex->req.query, "username");
-        if ((!email || !*email) && username && *username) {
+        if (!email || !*email) {
+            /* No email: a username + password sign-in, as Nakama allows. */
             const char *bad = kz_validate_password(password, strlen(password));
+            if (!bad && !(username && *username))
+                bad = "Username is required when email address is not supplied.";
             if (bad)
                 kz_reply_error(call->ex, KZ_GRPC_INVALID_ARGUMENT, bad);
             else

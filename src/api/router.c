@@ -234,8 +234,11 @@ void kz_api_dispatch(kz_exchange_t *ex, void *arg)
         kz_exchange_finish(ex);
         return;
     }
-    if (!route->handler) { /* health check and root: nothing to look up */
-        kz_reply_empty(ex);
+    if (!route->handler) { /* health check ({}) and root (empty): nothing to look up */
+        if (route->pattern[1] == '\0')
+            kz_exchange_set(ex, 200, NULL, 0);
+        else
+            kz_reply_empty(ex);
         kz_exchange_finish(ex);
         return;
     }

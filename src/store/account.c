@@ -158,21 +158,29 @@ void kz_store_strings_free(char **v, int n)
 int kz_store_account_update(kz_db_t *db, const char *user_id, const kz_account_update_t *u, int n,
                             int64_t now_ms)
 {
-    /* Column names come from the caller's fixed list, never from input. */
-    char sql[512];
-    size_t len = (size_t)snprintf(sql, sizeof sql, "UPDATE users SET ");
+    /* Column names come from the caller's fixed list, never from input. A
+     * row changes (and its update_time moves) only when some value differs. */
+    char sets[512], differs[512];
+    size_t slen = 0, dlen = 0;
     kz_dbval_t p[16];
     p[0] = KZ_DBTEXT(user_id);
     p[1] = KZ_DBINT(now_ms);
     int np = 2;
     for (int i = 0; i < n && np < 16; i++) {
         p[np++] = KZ_DBTEXT(u[i].value);
-        len += (size_t)snprintf(sql + len, sizeof sql - len, "%s = $%d, ", u[i].column, np);
+        slen += (size_t)snprintf(sets + slen, sizeof sets - slen, "%s = $%d, ", u[i].column, np);
+        dlen += (size_t)snprintf(differs + dlen, sizeof differs - dlen, "%s%s IS DISTINCT FROM $%d",
+                                 i ? " OR " : "", u[i].column, np);
     }
-    snprintf(sql + len, sizeof sql - len, "update_time = $2 WHERE id = $1");
+    char sql[1200];
+    snprintf(sql, sizeof sql, "UPDATE users SET %supdate_time = $2 WHERE id = $1 AND (%s)", sets, differs);
     int64_t changed = 0;
     int rc = kz_db_exec(db, sql, p, np, &changed);
-    if (rc == KZ_DB_OK && changed == 0) rc = KZ_STORE_NOTFOUND;
+    if (rc == KZ_DB_OK && changed == 0) {
+        kz_user_t self;
+        rc = kz_store_user_find(db, KZ_ID_USER, user_id, &self);
+        if (rc == KZ_DB_OK) kz_user_clear(&self);
+    }
     return rc;
 }
 
@@ -262,7 +270,8 @@ int kz_store_users_get(kz_db_t *db, char **ids, int nids, char **usernames, int 
     *n = 0;
     int total = nids + nusernames;
     if (total == 0) return KZ_DB_OK;
-    size_t cap = 256 + (size_t)total * 8;
+    /* The column list, two IN lists of "$NNNN," and the glue. */
+    size_t cap = sizeof("SELECT " USER_COLUMNS) + 64 + (size_t)total * 8;
     char *sql = kz_malloc(cap);
     size_t len = (size_t)snprintf(sql, cap, "SELECT " USER_COLUMNS " FROM users WHERE ");
     kz_dbval_t *p = kz_malloc(sizeof *p * (size_t)total);

@@ -24,7 +24,9 @@ void kz_db_set_error(kz_db_t *db, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(db->errmsg, sizeof db->errmsg, fmt, ap);
     va_end(ap);
-    /* Backend messages often end in a newline (libpq's always do). */
+    /* One line: libpq's messages end in a newline and may span several. */
+    for (char *p = db->errmsg; *p; p++)
+        if (*p == '\n' || *p == '\t' || *p == '\r') *p = ' ';
     size_t n = strlen(db->errmsg);
     while (n > 0 && (db->errmsg[n - 1] == '\n' || db->errmsg[n - 1] == ' ')) db->errmsg[--n] = '\0';
 }

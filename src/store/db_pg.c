@@ -56,10 +56,15 @@ static int fail(pg_db_t *db, const PGresult *res)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *conn_msg = PQerrorMessage(db->conn);
     if (primary)
         kz_db_set_error(&db->super, "%s (sqlstate %s)", primary, state ? state : "?");
+    else if (res && PQresultStatus(res) == PGRES_EMPTY_QUERY)
+        kz_db_set_error(&db->super, "empty statement");
+    else if (conn_msg && *conn_msg)
+        kz_db_set_error(&db->super, "%s", conn_msg);
     else
-        kz_db_set_error(&db->super, "%s", PQerrorMessage(db->conn));
+        kz_db_set_error(&db->super, "unexpected result %s", PQresStatus(PQresultStatus(res)));
     return map_sqlstate(state);
 }
 
@@ -374,10 +379,11 @@ int kz_db_pg_open(const char *url, kz_db_t **out, char *err, size_t errlen)
 {
     PGconn *conn = PQconnectdb(url);
     if (!conn || PQstatus(conn) != CONNECTION_OK) {
-        const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
-        size_t n = strlen(msg);
-        while (n > 0 && msg[n - 1] == '\n') n--;
-        snprintf(err, errlen, "postgres connect: %.*s", (int)n, msg);
+        snprintf(err, errlen, "postgres connect: %s", conn ? PQerrorMessage(conn) : "out of memory");
+        /* One line: libpq's message ends in a newline and may span several. */
+        for (char *p = err; *p; p++)
+            if (*p == '\n' || *p == '\t') *p = ' ';
+        for (size_t n = strlen(err); n > 0 && err[n - 1] == ' '; n--) err[n - 1] = '\0';
         PQfinish(conn);
         return KZ_DB_EERROR;
     }

@@ -51,8 +51,8 @@ static int writer_lock(sq_db_t *db)
     int rc = pthread_mutex_lock(&writer_mutex);
     if (rc == 0) return KZ_DB_OK;
     kz_db_set_error(&db->super,
-                    "sqlite writer lock: %s (this thread has a write transaction open on another "
-                    "connection)",
+                    "sqlite writer lock: %s (this thread already holds it through an open write "
+                    "transaction or writing cursor)",
                     strerror(rc));
     return KZ_DB_EBUSY;
 }

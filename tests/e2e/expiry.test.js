@@ -1,23 +1,24 @@
 // Token expiry with short lifetimes: --session.token_expiry_sec 1 and
 // --session.refresh_token_expiry_sec 4. A token is expired once exp <= now
 // (whole seconds), so waiting 2.1 s always expires a 1 s token.
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useServer } from './lib/fixture.js';
 import { request, assertErrorBody, expectClientError, decodeJwt, uniq, basicAuth, sleep } from './lib/http.js';
-
-const ctx = useServer({ args: ['--session.token_expiry_sec', '1', '--session.refresh_token_expiry_sec', '4'] });
 
 let deviceId;
 let session;
 let autoClient;
 let autoSession;
 
-before(async () => {
-  deviceId = uniq('device');
-  session = await ctx.client.authenticateDevice(deviceId);
-  autoClient = ctx.srv.client({ autoRefreshSession: true });
-  autoSession = await autoClient.authenticateDevice(deviceId);
+const ctx = useServer({
+  args: ['--session.token_expiry_sec', '1', '--session.refresh_token_expiry_sec', '4'],
+  setup: async () => {
+    deviceId = uniq('device');
+    session = await ctx.client.authenticateDevice(deviceId);
+    autoClient = ctx.srv.client({ autoRefreshSession: true });
+    autoSession = await autoClient.authenticateDevice(deviceId);
+  },
 });
 
 test('lifetimes follow the flags', () => {

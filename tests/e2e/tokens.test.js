@@ -1,5 +1,5 @@
 // Session and refresh token format, and rejection of bad bearer tokens.
-import { describe, test, before } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { useServer } from './lib/fixture.js';
@@ -8,19 +8,18 @@ import {
   b64urlEncode, UUID_RE, DEFAULT_SESSION_KEY, DEFAULT_REFRESH_KEY,
 } from './lib/http.js';
 
-const ctx = useServer();
-
 const CLAIMS = ['exp', 'iat', 'tid', 'uid', 'usn', 'vrs'];
 const INVALID = 'Auth token invalid';
-
 let session; // nakama-js Session of a fresh account
 let account;
 let username;
 
-before(async () => {
-  username = uniqName('tok');
-  session = await ctx.client.authenticateDevice(uniq('device'), true, username, { role: 'tester' });
-  account = await ctx.client.getAccount(session);
+const ctx = useServer({
+  setup: async () => {
+    username = uniqName('tok');
+    session = await ctx.client.authenticateDevice(uniq('device'), true, username, { role: 'tester' });
+    account = await ctx.client.getAccount(session);
+  },
 });
 
 function getAccountWith(authHeader) {

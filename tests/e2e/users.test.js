@@ -1,11 +1,9 @@
 // GET /v2/user
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { useServer, newDeviceSession } from './lib/fixture.js';
 import { request, assertErrorBody, expectClientError, uniqName, TIMESTAMP_RE } from './lib/http.js';
-
-const ctx = useServer();
 
 let viewer;
 let alice;
@@ -13,14 +11,16 @@ let bob;
 let aliceName;
 let bobName;
 
-before(async () => {
-  const c = ctx.client;
-  aliceName = uniqName('alice');
-  bobName = uniqName('bob');
-  viewer = (await newDeviceSession(c)).session;
-  alice = (await newDeviceSession(c, { username: aliceName })).session;
-  bob = (await newDeviceSession(c, { username: bobName })).session;
-  await c.updateAccount(bob, { display_name: 'Bob B', location: 'Paris' });
+const ctx = useServer({
+  setup: async () => {
+    const c = ctx.client;
+    aliceName = uniqName('alice');
+    bobName = uniqName('bob');
+    viewer = (await newDeviceSession(c)).session;
+    alice = (await newDeviceSession(c, { username: aliceName })).session;
+    bob = (await newDeviceSession(c, { username: bobName })).session;
+    await c.updateAccount(bob, { display_name: 'Bob B', location: 'Paris' });
+  },
 });
 
 function getUsersRaw(query) {

@@ -160,11 +160,13 @@ cmd_stop() {
 }
 
 cmd_createdb() {
-    local url=$1 name=$2 bindir
+    local url=$1 name=$2
     [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "bad database name: $name"
     parse_url "$url"
-    bindir=$(find_bindir)
-    PGPASSWORD=$URL_PASS "$bindir/createdb" -h "$URL_HOST" -p "$URL_PORT" -U "$URL_USER" "$name" >&2 ||
+    # The client from postgresql-client on PATH, else the one next to initdb.
+    local client
+    client=$(command -v createdb 2>/dev/null || echo "$(find_bindir)/createdb")
+    PGPASSWORD=$URL_PASS "$client" -h "$URL_HOST" -p "$URL_PORT" -U "$URL_USER" "$name" >&2 ||
         die "createdb $name failed"
     local auth=$URL_USER
     [[ -z "$URL_PASS" ]] || auth="$URL_USER:$URL_PASS"

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
-import { SERVER_KEY } from './server.js';
+import { SERVER_KEY, ApiError } from './server.js';
 
 export const DEFAULT_SESSION_KEY = 'defaultencryptionkey';
 export const DEFAULT_REFRESH_KEY = 'defaultrefreshencryptionkey';
@@ -115,7 +115,7 @@ export function assertErrorBody(res, status, code, message) {
   }
 }
 
-/** Await a nakama-js call that must fail; check the Response it throws. */
+/** Await a nakama-js call that must fail; check the HTTP error it rejects with. */
 export async function expectClientError(promise, status, code, message) {
   let thrown;
   let value;
@@ -125,11 +125,18 @@ export async function expectClientError(promise, status, code, message) {
     thrown = err;
   }
   assert.ok(thrown !== undefined, `expected the call to fail with ${status}, but it succeeded with ${JSON.stringify(value)}`);
-  assert.ok(thrown instanceof Response, `expected an HTTP error response, got: ${thrown && thrown.stack ? thrown.stack : String(thrown)}`);
-  const text = await thrown.text();
-  let json;
-  try { json = JSON.parse(text); } catch { json = undefined; }
-  assertErrorBody({ status: thrown.status, headers: thrown.headers, text, json }, status, code, message);
+  let res;
+  if (thrown instanceof ApiError) {
+    res = { status: thrown.status, headers: thrown.headers, text: thrown.text, json: thrown.json };
+  } else if (thrown instanceof Response) {
+    const text = await thrown.text();
+    let json;
+    try { json = JSON.parse(text); } catch { json = undefined; }
+    res = { status: thrown.status, headers: thrown.headers, text, json };
+  } else {
+    assert.fail(`expected an HTTP error response, got: ${thrown && thrown.stack ? thrown.stack : String(thrown)}`);
+  }
+  assertErrorBody(res, status, code, message);
 }
 
 // ---------------------------------------------------------------- JWT

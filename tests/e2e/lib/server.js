@@ -166,8 +166,10 @@ class ServerProcess {
       throw new Error(`server had already exited (code ${this.exit.code}, signal ${this.exit.signal}); output:\n${this.output()}`);
     }
     this.child.kill('SIGTERM');
-    const timer = sleep(STOP_TIMEOUT_MS).then(() => 'timeout');
-    const res = await Promise.race([this.exited, timer]);
+    let timer;
+    const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS); });
+    const res = await Promise.race([this.exited, timeout]);
+    clearTimeout(timer);
     if (res === 'timeout') {
       this.child.kill('SIGKILL');
       await this.exited;
@@ -250,7 +252,44 @@ export async function startServer(opts = {}) {
   throw lastError;
 }
 
-/** Build a nakama-js client exactly as an app would. */
+/**
+ * nakama-js rejects with the fetch Response on an HTTP error; the wrapped
+ * client turns it into an ApiError that carries the body, so failures print
+ * the server's answer and expectClientError can read it.
+ */
+export class ApiError extends Error {
+  constructor(method, status, headers, text) {
+    super(`${method}: HTTP ${status} ${text}`);
+    this.name = 'ApiError';
+    this.method = method;
+    this.status = status;
+    this.headers = headers;
+    this.text = text;
+    try { this.json = JSON.parse(text); } catch { this.json = undefined; }
+  }
+}
+
+function wrapClient(client) {
+  return new Proxy(client, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (typeof value !== 'function' || prop === 'constructor') return value;
+      return function wrapped(...args) {
+        const result = value.apply(target, args);
+        if (!result || typeof result.then !== 'function') return result;
+        return result.catch(async (err) => {
+          if (typeof Response !== 'undefined' && err instanceof Response) {
+            const text = await err.text().catch(() => '');
+            throw new ApiError(String(prop), err.status, err.headers, text);
+          }
+          throw err;
+        });
+      };
+    },
+  });
+}
+
+/** Build a nakama-js client exactly as an app would (errors wrapped, see ApiError). */
 export function makeClient(port, { serverKey = SERVER_KEY, autoRefreshSession = false, timeoutMs = 7000 } = {}) {
-  return new Client(serverKey, '127.0.0.1', String(port), false, timeoutMs, autoRefreshSession);
+  return wrapClient(new Client(serverKey, '127.0.0.1', String(port), false, timeoutMs, autoRefreshSession));
 }
