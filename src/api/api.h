@@ -82,6 +82,12 @@ extern const kz_route_t kz_routes[];
 extern const int kz_nroutes;
 const char *const *kz_route_names(void);
 
+/* Finds the route for method and path (HTTP_GET, ...); fills the path
+ * parameters. NULL when none matches; *path_known then tells whether the
+ * path exists under another method (501) or not at all (404). */
+const kz_route_t *kz_route_find(int method, kz_slice_t path, kz_slice_t *params, int *nparams,
+                                 bool *path_known);
+
 /* Dispatcher: kz_dispatch_fn for the HTTP server; arg is the kz_app_t. */
 void kz_api_dispatch(kz_exchange_t *ex, void *arg);
 

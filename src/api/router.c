@@ -204,12 +204,24 @@ static void call_done(kz_job_t *job)
     kz_free(call);
 }
 
+const kz_route_t *kz_route_find(int method, kz_slice_t path, kz_slice_t *params, int *nparams,
+                                 bool *path_known)
+{
+    *path_known = false;
+    *nparams = 0;
+    for (int i = 0; i < kz_nroutes; i++) {
+        if (!path_match(kz_routes[i].pattern, path, params, nparams)) continue;
+        *path_known = true;
+        if (kz_routes[i].method == method) return &kz_routes[i];
+    }
+    return NULL;
+}
+
 void kz_api_dispatch(kz_exchange_t *ex, void *arg)
 {
     const kz_app_t *app = arg;
     kz_slice_t params[KZ_MAX_PATH_PARAMS];
     int nparams = 0;
-    const kz_route_t *route = NULL;
     bool path_known = false;
 
     if (ex->req.method == HTTP_OPTIONS) {
@@ -217,15 +229,7 @@ void kz_api_dispatch(kz_exchange_t *ex, void *arg)
         kz_exchange_finish(ex);
         return;
     }
-    for (int i = 0; i < kz_nroutes; i++) {
-        if (!path_match(kz_routes[i].pattern, ex->req.path, params, &nparams)) continue;
-        path_known = true;
-        if (kz_routes[i].method == ex->req.method) {
-            route = &kz_routes[i];
-            ex->route = i;
-            break;
-        }
-    }
+    const kz_route_t *route = kz_route_find(ex->req.method, ex->req.path, params, &nparams, &path_known);
     if (!route) {
         if (path_known)
             kz_reply_error(ex, KZ_GRPC_UNIMPLEMENTED, "Method Not Allowed");
@@ -234,6 +238,7 @@ void kz_api_dispatch(kz_exchange_t *ex, void *arg)
         kz_exchange_finish(ex);
         return;
     }
+    ex->route = (int)(route - kz_routes);
     if (!route->handler) { /* health check ({}) and root (empty): nothing to look up */
         if (route->pattern[1] == '\0')
             kz_exchange_set(ex, 200, NULL, 0);
