@@ -115,7 +115,7 @@ cmd_start() {
     for attempt in 1 2 3 4 5; do
         port=$(pick_port)
         if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
-            -o "-h 127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" \
+            -o "-h 127.0.0.1 -p $port -k $dir -c fsync=${KZ_PG_FSYNC:-off} -c max_connections=200" \
             start >/dev/null 2>>"$dir/pg_ctl.log"; then
             break
         fi
