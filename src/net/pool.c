@@ -13,7 +13,8 @@ struct kz_pool {
     int queued;            /* jobs in the FIFO */
     int max_queue;         /* bound on queued */
     bool stopping;         /* no new jobs; workers exit once the FIFO is empty */
-    int nthreads;
+    int nthreads; /* threads started */
+    int nctx;     /* contexts created (all of them once create succeeds) */
     pthread_t *threads;
     void **ctx; /* per-worker contexts */
     kz_pool_fini_fn fini;
@@ -66,13 +67,10 @@ kz_pool_t *kz_pool_create(int nthreads, int max_queue, kz_pool_init_fn init, kz_
     for (int i = 0; i < nthreads; i++) {
         pool->ctx[i] = init ? init(i, arg, err, errlen) : NULL;
         if (init && !pool->ctx[i]) {
-            for (int j = 0; j < i; j++)
-                if (fini) fini(pool->ctx[j], arg);
-            kz_free(pool->ctx);
-            kz_free(pool->threads);
-            kz_free(pool);
+            kz_pool_destroy(pool);
             return NULL;
         }
+        pool->nctx = i + 1;
     }
     for (int i = 0; i < nthreads; i++) {
         worker_arg_t *wa = kz_malloc(sizeof *wa);
@@ -119,7 +117,7 @@ void kz_pool_destroy(kz_pool_t *pool)
     pthread_mutex_unlock(&pool->lock);
     for (int i = 0; i < pool->nthreads; i++)
         pthread_join(pool->threads[i], NULL);
-    for (int i = 0; i < pool->nthreads; i++)
+    for (int i = 0; i < pool->nctx; i++)
         if (pool->fini) pool->fini(pool->ctx[i], pool->arg);
     pthread_cond_destroy(&pool->cond);
     pthread_mutex_destroy(&pool->lock);
