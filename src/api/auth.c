@@ -25,7 +25,7 @@ static void reply_session(kz_call_t *call, const char *uid, const char *username
     if (tid)
         snprintf(c.tid, sizeof c.tid, "%s", tid);
     else
-        kz_uuid_v7(c.tid, kz_now_ms());
+        kz_uuid_v7_ns(c.tid, kz_now_ns());
     snprintf(c.uid, sizeof c.uid, "%s", uid);
     snprintf(c.usn, sizeof c.usn, "%s", username ? username : "");
     c.vrs = vars;

@@ -12,7 +12,7 @@
 
 typedef struct entry {
     char key[37];
-    int64_t cutoff_ms; /* user map only */
+    int64_t cutoff; /* user map only: a v7 stamp (kz_uuid_v7_stamp), not ms */
     int64_t expire_ms;
     struct entry *next;
 } entry_t;
@@ -95,7 +95,7 @@ static void map_prune(map_t *m, int64_t now_ms)
     m->prune_at = m->count * 2 > 4096 ? m->count * 2 : 4096;
 }
 
-static void map_put(map_t *m, const char *key, int64_t cutoff_ms, int64_t expire_ms)
+static void map_put(map_t *m, const char *key, int64_t cutoff, int64_t expire_ms)
 {
     if (strlen(key) > 36) return;
     entry_t *e = map_find(m, key);
@@ -108,7 +108,7 @@ static void map_put(map_t *m, const char *key, int64_t cutoff_ms, int64_t expire
         m->buckets[i] = e;
         m->count++;
     }
-    if (cutoff_ms > e->cutoff_ms) e->cutoff_ms = cutoff_ms;
+    if (cutoff > e->cutoff) e->cutoff = cutoff;
     if (expire_ms > e->expire_ms) e->expire_ms = expire_ms;
 }
 
@@ -130,14 +130,14 @@ void kz_sessions_destroy(kz_sessions_t *s)
     kz_free(s);
 }
 
-static void load_one(void *arg, const char *token_id, const char *user_id, int64_t cutoff_ms,
+static void load_one(void *arg, const char *token_id, const char *user_id, int64_t cutoff,
                      int64_t expire_ms)
 {
     kz_sessions_t *s = arg;
     if (token_id)
         map_put(&s->tokens, token_id, 0, expire_ms);
     else if (user_id)
-        map_put(&s->users, user_id, cutoff_ms, expire_ms);
+        map_put(&s->users, user_id, cutoff, expire_ms);
 }
 
 int kz_sessions_load(kz_sessions_t *s, kz_db_t *db)
@@ -156,8 +156,8 @@ bool kz_sessions_revoked(kz_sessions_t *s, const char *tid, const char *uid)
     if (!revoked && s->users.count) {
         entry_t *e = map_find(&s->users, uid);
         if (e) {
-            int64_t issued = kz_uuid_v7_ms(tid, strlen(tid));
-            revoked = issued < e->cutoff_ms;
+            int64_t issued = kz_uuid_v7_stamp(tid, strlen(tid));
+            revoked = issued < e->cutoff;
         }
     }
     pthread_rwlock_unlock(&s->lock);
@@ -177,10 +177,10 @@ int kz_sessions_revoke(kz_sessions_t *s, kz_db_t *db, const char *tid, const cha
 
 int kz_sessions_revoke_user(kz_sessions_t *s, kz_db_t *db, const char *uid, int64_t expire_ms)
 {
-    /* Tokens minted before this millisecond are refused; one minted in the
-     * same millisecond (a sign-in racing the logout) is kept, so a client
-     * that signs in again right after logging out is never refused. */
-    int64_t cutoff = kz_now_ms();
+    /* Tokens minted before now are refused, those minted after are kept:
+     * token ids carry their issue time to 1/4096 ms, so a sign-in in the
+     * same millisecond falls on the right side of the cutoff. */
+    int64_t cutoff = kz_uuid_v7_stamp_at(kz_now_ns());
     int rc = kz_store_revoke_user(db, uid, cutoff, expire_ms);
     if (rc != KZ_DB_OK) return rc;
     pthread_rwlock_wrlock(&s->lock);

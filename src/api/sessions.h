@@ -2,8 +2,8 @@
  *
  * A session/refresh token pair shares a token id (tid); logging out adds the
  * tid (until the pair would have expired). Logging out of every session
- * records a per-user cutoff: tokens whose tid (a version 7 UUID, so it
- * carries its issue time in milliseconds) is older are refused. Both are
+ * records a per-user cutoff: tokens whose tid (a version 7 UUID carrying its
+ * issue time to 1/4096 ms, see kz_uuid_v7_ns) is older are refused. Both are
  * written to the store first and then to memory, and loaded back at
  * start-up, so revocations survive restarts. Lookups take a read lock only
  * and run on any thread. */

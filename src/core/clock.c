@@ -13,6 +13,13 @@ int64_t kz_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + atomic_load(&clock_offset_ms);
 }
 
+int64_t kz_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ((int64_t)ts.tv_sec * 1000 + atomic_load(&clock_offset_ms)) * 1000000 + ts.tv_nsec;
+}
+
 int64_t kz_now_sec(void)
 {
     return kz_now_ms() / 1000;

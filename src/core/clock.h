@@ -9,6 +9,7 @@
 /* Unix time in milliseconds / seconds, plus the injected offset. */
 int64_t kz_now_ms(void);
 int64_t kz_now_sec(void);
+int64_t kz_now_ns(void);
 /* Monotonic nanoseconds, for measuring durations. */
 uint64_t kz_mono_ns(void);
 /* Adds ms to every later kz_now_* reading (tests only). */

@@ -109,3 +109,29 @@ int64_t kz_uuid_v7_ms(const char *s, size_t len)
     }
     return ms;
 }
+
+int64_t kz_uuid_v7_stamp_at(int64_t unix_ns)
+{
+    if (unix_ns < 0) unix_ns = 0;
+    int64_t ms = unix_ns / 1000000;
+    int64_t frac = (unix_ns % 1000000) * 4096 / 1000000;
+    return (ms << 12) | frac;
+}
+
+void kz_uuid_v7_ns(char out[37], int64_t unix_ns)
+{
+    kz_uuid_v7(out, unix_ns / 1000000);
+    int64_t frac = kz_uuid_v7_stamp_at(unix_ns) & 0xfff;
+    static const char hex[] = "0123456789abcdef";
+    /* Text positions 15-17 hold the 12 bits after the version digit. */
+    out[15] = hex[(frac >> 8) & 0xf];
+    out[16] = hex[(frac >> 4) & 0xf];
+    out[17] = hex[frac & 0xf];
+}
+
+int64_t kz_uuid_v7_stamp(const char *s, size_t len)
+{
+    int64_t ms = kz_uuid_v7_ms(s, len);
+    if (ms < 0) return -1;
+    return (ms << 12) | (hexval(s[15]) << 8) | (hexval(s[16]) << 4) | hexval(s[17]);
+}

@@ -319,9 +319,9 @@ int kz_store_revoke_token(kz_db_t *db, const char *token_id, const char *user_id
                       p, 3, NULL);
 }
 
-int kz_store_revoke_user(kz_db_t *db, const char *user_id, int64_t cutoff_ms, int64_t expire_ms)
+int kz_store_revoke_user(kz_db_t *db, const char *user_id, int64_t cutoff, int64_t expire_ms)
 {
-    kz_dbval_t p[] = {KZ_DBTEXT(user_id), KZ_DBINT(cutoff_ms), KZ_DBINT(expire_ms)};
+    kz_dbval_t p[] = {KZ_DBTEXT(user_id), KZ_DBINT(cutoff), KZ_DBINT(expire_ms)};
     return kz_db_exec(db,
                       "INSERT INTO session_cutoff (user_id, cutoff_time, expire_time) "
                       "VALUES ($1, $2, $3) ON CONFLICT (user_id) DO UPDATE SET "

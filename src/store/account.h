@@ -90,14 +90,15 @@ int kz_store_users_get(kz_db_t *db, char **ids, int nids, char **usernames, int 
                        kz_user_t **out, int *n);
 
 /* Session revocation: a revoked token pair (kept until expire_ms), and a
- * per-user cutoff (tokens issued before cutoff_ms are invalid). */
+ * per-user cutoff (tokens whose id stamp, kz_uuid_v7_stamp, is below the
+ * cutoff are invalid). */
 int kz_store_revoke_token(kz_db_t *db, const char *token_id, const char *user_id, int64_t expire_ms);
-int kz_store_revoke_user(kz_db_t *db, const char *user_id, int64_t cutoff_ms, int64_t expire_ms);
+int kz_store_revoke_user(kz_db_t *db, const char *user_id, int64_t cutoff, int64_t expire_ms);
 
 /* Calls fn for every unexpired revocation (user_id NULL for cutoffs'
  * token_id, and the reverse). Used to fill the in-memory cache at start-up. */
 typedef void (*kz_revocation_fn)(void *arg, const char *token_id, const char *user_id,
-                                 int64_t cutoff_ms, int64_t expire_ms);
+                                 int64_t cutoff, int64_t expire_ms);
 int kz_store_revocations_load(kz_db_t *db, int64_t now_ms, kz_revocation_fn fn, void *arg);
 
 #endif

@@ -1,5 +1,5 @@
 // Token expiry with short lifetimes: --session.token_expiry_sec 1 and
-// --session.refresh_token_expiry_sec 4. A token is expired once exp <= now
+// --session.refresh_token_expiry_sec 5. A token is expired once exp <= now
 // (whole seconds), so waiting 2.1 s always expires a 1 s token.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +12,7 @@ let autoClient;
 let autoSession;
 
 const ctx = useServer({
-  args: ['--session.token_expiry_sec', '1', '--session.refresh_token_expiry_sec', '4'],
+  args: ['--session.token_expiry_sec', '1', '--session.refresh_token_expiry_sec', '5'],
   setup: async () => {
     deviceId = uniq('device');
     session = await ctx.client.authenticateDevice(deviceId);
@@ -25,7 +25,7 @@ test('lifetimes follow the flags', () => {
   const s = decodeJwt(session.token).payload;
   const r = decodeJwt(session.refresh_token).payload;
   assert.equal(s.exp - s.iat, 1);
-  assert.equal(r.exp - r.iat, 4);
+  assert.equal(r.exp - r.iat, 5);
 });
 
 test('a fresh token works, an expired one is 401 and a refresh brings it back', async () => {
@@ -41,7 +41,7 @@ test('a fresh token works, an expired one is 401 and a refresh brings it back', 
   assertErrorBody(expired, 401, 16, 'Auth token invalid');
   await expectClientError(ctx.client.getAccount(session), 401, 16, 'Auth token invalid');
 
-  // The refresh token (4 s) is still valid.
+  // The refresh token (5 s) is still valid.
   const r = await request(ctx.srv, 'POST', '/v2/account/session/refresh', { auth: basicAuth(), json: { token: session.refresh_token } });
   assert.equal(r.status, 200, r.text);
   const renewed = decodeJwt(r.json.token).payload;

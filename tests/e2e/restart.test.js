@@ -3,7 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './lib/server.js';
-import { request, assertErrorBody, uniq, uniqName, basicAuth } from './lib/http.js';
+import { request, assertErrorBody, uniq, uniqName, basicAuth, RawConn, rawRequest } from './lib/http.js';
 
 let first;
 let second;
@@ -45,7 +45,21 @@ test('state survives a graceful restart', async () => {
 
   const before = await c1.getAccount(keep);
 
-  await first.stop();
+  // Open connections must not hold up a graceful shutdown: one idle
+  // keep-alive connection and one stalled half-sent request.
+  const idle = await new RawConn(first.port).connect();
+  await idle.write(rawRequest('GET', '/healthcheck'));
+  assert.equal((await idle.readResponse()).status, 200);
+  const stalled = await new RawConn(first.port).connect();
+  await stalled.write('POST /v2/account/authenticate/device HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50\r\n\r\n{"id"');
+  const stopStarted = Date.now();
+  try {
+    await first.stop();
+  } finally {
+    idle.destroy();
+    stalled.destroy();
+  }
+  assert.ok(Date.now() - stopStarted < 5000, `graceful stop took ${Date.now() - stopStarted} ms`);
   second = await startServer({ dataDir: first.dataDir, dbAddress: first.dbAddress });
   const c2 = second.client();
 

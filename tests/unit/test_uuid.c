@@ -124,3 +124,25 @@ Test(uuid, valid_edge_cases)
     cr_assert(kz_uuid_valid(buf, 36));
     cr_assert_not(kz_uuid_valid(buf, 39));
 }
+
+Test(uuid, v7_ns_orders_within_a_millisecond)
+{
+    int64_t base = 1795465308123LL * 1000000; /* a whole millisecond, in ns */
+    char a[37], b[37], c[37];
+    kz_uuid_v7_ns(a, base + 1000);   /* 1 us into the millisecond */
+    kz_uuid_v7_ns(b, base + 500000); /* half-way */
+    kz_uuid_v7_ns(c, base + 999999);
+    cr_assert(kz_uuid_valid(a, 36));
+    cr_assert_eq(a[14], '7');
+    cr_assert_eq(kz_uuid_v7_ms(a, 36), 1795465308123LL);
+    cr_assert_eq(kz_uuid_v7_ms(c, 36), 1795465308123LL);
+    cr_assert_eq(kz_uuid_v7_stamp(a, 36), (1795465308123LL << 12) | 4);
+    cr_assert_eq(kz_uuid_v7_stamp(b, 36), (1795465308123LL << 12) | 2048);
+    cr_assert_eq(kz_uuid_v7_stamp(c, 36), (1795465308123LL << 12) | 4095);
+    cr_assert_eq(kz_uuid_v7_stamp_at(base + 500000), kz_uuid_v7_stamp(b, 36));
+    cr_assert_lt(kz_uuid_v7_stamp(a, 36), kz_uuid_v7_stamp(b, 36));
+    cr_assert_lt(kz_uuid_v7_stamp(b, 36), kz_uuid_v7_stamp(c, 36));
+    char v4[37];
+    kz_uuid_v4(v4);
+    cr_assert_eq(kz_uuid_v7_stamp(v4, 36), -1);
+}
