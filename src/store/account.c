@@ -234,33 +234,39 @@ int kz_store_link(kz_db_t *db, const char *user_id, kz_id_kind_t kind, const cha
 int kz_store_unlink(kz_db_t *db, const char *user_id, kz_id_kind_t kind, const char *value,
                     int64_t now_ms)
 {
+    /* Each removes the identifier only while another way to sign in stays. */
+    static const struct {
+        const char *sql;
+        int nparams;
+    } unlink[] = {
+        [KZ_ID_DEVICE] = {"DELETE FROM user_device WHERE id = $2 AND user_id = $1 AND "
+                          OTHER_LINKS(SOCIAL_LINKS " OR email IS NOT NULL OR custom_id IS NOT NULL"),
+                          2},
+        [KZ_ID_CUSTOM] = {"UPDATE users SET custom_id = NULL, update_time = $3 WHERE id = $1 AND "
+                          "custom_id = $2 AND " OTHER_LINKS(SOCIAL_LINKS " OR email IS NOT NULL"),
+                          3},
+        [KZ_ID_EMAIL] = {"UPDATE users SET email = NULL, password = NULL, update_time = $3 WHERE "
+                         "id = $1 AND email = $2 AND " OTHER_LINKS(SOCIAL_LINKS " OR custom_id IS NOT NULL"),
+                         3},
+    };
+    if (kind > KZ_ID_EMAIL) return KZ_DB_EERROR;
     int64_t changed = 0;
-    int rc;
     kz_dbval_t p[] = {KZ_DBTEXT(user_id), KZ_DBTEXT(value), KZ_DBINT(now_ms)};
-    switch (kind) {
-    case KZ_ID_DEVICE:
-        rc = kz_db_exec(db,
-                        "DELETE FROM user_device WHERE id = $2 AND user_id = $1 AND "
-                        OTHER_LINKS(SOCIAL_LINKS " OR email IS NOT NULL OR custom_id IS NOT NULL"),
-                        p, 2, &changed);
-        break;
-    case KZ_ID_CUSTOM:
-        rc = kz_db_exec(db,
-                        "UPDATE users SET custom_id = NULL, update_time = $3 WHERE id = $1 AND "
-                        "custom_id = $2 AND " OTHER_LINKS(SOCIAL_LINKS " OR email IS NOT NULL"),
-                        p, 3, &changed);
-        break;
-    case KZ_ID_EMAIL:
-        rc = kz_db_exec(db,
-                        "UPDATE users SET email = NULL, password = NULL, update_time = $3 WHERE "
-                        "id = $1 AND email = $2 AND " OTHER_LINKS(SOCIAL_LINKS " OR custom_id IS NOT NULL"),
-                        p, 3, &changed);
-        break;
-    default:
-        return KZ_DB_EERROR;
-    }
+    int rc = kz_db_exec(db, unlink[kind].sql, p, unlink[kind].nparams, &changed);
     if (rc == KZ_DB_OK && changed == 0) rc = KZ_STORE_LAST_LINK;
     return rc;
+}
+
+/* Appends "column IN ($k,...)" for values to sql, binding them from p[*np]. */
+static size_t append_in_list(char *sql, size_t len, size_t cap, const char *column, char **values,
+                             int n, kz_dbval_t *p, int *np)
+{
+    len += (size_t)snprintf(sql + len, cap - len, "%s IN (", column);
+    for (int i = 0; i < n; i++) {
+        p[(*np)++] = KZ_DBTEXT(values[i]);
+        len += (size_t)snprintf(sql + len, cap - len, "%s$%d", i ? "," : "", *np);
+    }
+    return len + (size_t)snprintf(sql + len, cap - len, ")");
 }
 
 int kz_store_users_get(kz_db_t *db, char **ids, int nids, char **usernames, int nusernames,
@@ -276,22 +282,9 @@ int kz_store_users_get(kz_db_t *db, char **ids, int nids, char **usernames, int 
     size_t len = (size_t)snprintf(sql, cap, "SELECT " USER_COLUMNS " FROM users WHERE ");
     kz_dbval_t *p = kz_malloc(sizeof *p * (size_t)total);
     int np = 0;
-    if (nids) {
-        len += (size_t)snprintf(sql + len, cap - len, "id IN (");
-        for (int i = 0; i < nids; i++) {
-            p[np++] = KZ_DBTEXT(ids[i]);
-            len += (size_t)snprintf(sql + len, cap - len, "%s$%d", i ? "," : "", np);
-        }
-        len += (size_t)snprintf(sql + len, cap - len, ")%s", nusernames ? " OR " : "");
-    }
-    if (nusernames) {
-        len += (size_t)snprintf(sql + len, cap - len, "username IN (");
-        for (int i = 0; i < nusernames; i++) {
-            p[np++] = KZ_DBTEXT(usernames[i]);
-            len += (size_t)snprintf(sql + len, cap - len, "%s$%d", i ? "," : "", np);
-        }
-        len += (size_t)snprintf(sql + len, cap - len, ")");
-    }
+    if (nids) len = append_in_list(sql, len, cap, "id", ids, nids, p, &np);
+    if (nids && nusernames) len += (size_t)snprintf(sql + len, cap - len, " OR ");
+    if (nusernames) len = append_in_list(sql, len, cap, "username", usernames, nusernames, p, &np);
     snprintf(sql + len, cap - len, " ORDER BY id");
     kz_dbrows_t *r;
     int rc = kz_db_query(db, sql, p, np, &r);
