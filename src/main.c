@@ -29,8 +29,7 @@ static void usage(FILE *out)
             "  kizuna [flags]                    run the server\n"
             "  kizuna migrate up [flags]         apply pending schema migrations\n"
             "  kizuna migrate status [flags]     list schema migrations\n"
-            "  kizuna --help | --version\n\n"
-            "Flags (also settable in the YAML file given with --config FILE):\n",
+            "  kizuna --help | --version\n\n",
             KZ_VERSION);
     kz_config_usage(out);
 }
@@ -49,7 +48,7 @@ static int run_migrate(const kz_config_t *cfg, const char *action)
         if (rc != KZ_DB_OK)
             kz_log_error("migration failed: %s", err);
         else
-            kz_log_info("schema is up to date (%d migrations)", kz_migrate_count());
+            kz_log_info("schema is up to date: %d migration(s) known to this binary", kz_migrate_count());
     } else {
         rc = kz_migrate_status(db, stdout);
     }

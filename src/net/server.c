@@ -23,6 +23,8 @@
 #define KZ_READBUF_SIZE 65536
 #define KZ_MAX_HEADERS 100
 #define KZ_STOP_GRACE_MS 10000
+#define KZ_ROUTE_UNCOUNTED (-2)
+#define KZ_STOP_READ_GRACE_MS 1000 /* a request still arriving at shutdown gets this long */
 
 typedef enum {
     CONN_IDLE,       /* between requests; idle timer running */
@@ -431,15 +433,16 @@ void kz_exchange_finish(kz_exchange_t *ex)
     kz_conn_t *c = ex->_conn;
     io->outstanding--;
     double secs = (double)(kz_mono_ns() - ex->start_ns) / 1e9;
+    bool counted = ex->route != KZ_ROUTE_UNCOUNTED;
     if (!c || c->state == CONN_CLOSING) {
         if (c) c->ex = NULL;
-        kz_metrics_http_observe(ex->route, 499, secs);
+        if (counted) kz_metrics_http_observe(ex->route, 499, secs);
         exchange_free(ex);
         return;
     }
     c->ex = NULL;
     if (!ex->resp.status) ex->resp.status = 500;
-    kz_metrics_http_observe(ex->route, ex->resp.status, secs);
+    if (counted) kz_metrics_http_observe(ex->route, ex->resp.status, secs);
     c->keep_alive = ex->req.keep_alive && !io->stopping;
 
     size_t cap = 512 + ex->resp.body_len, len = 0;
@@ -513,7 +516,7 @@ static void conn_feed(kz_conn_t *c, const char *data, size_t len)
     while (len > 0 && (c->state == CONN_IDLE || c->state == CONN_READING)) {
         if (c->state == CONN_IDLE) {
             c->state = CONN_READING;
-            conn_arm(c, c->io->srv->cfg->socket.read_timeout_ms);
+            conn_arm(c, c->io->stopping ? KZ_STOP_READ_GRACE_MS : c->io->srv->cfg->socket.read_timeout_ms);
         }
         size_t n = http_parser_execute(&c->parser, &parser_settings, data, len);
         enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
@@ -609,26 +612,14 @@ static void conn_close(kz_conn_t *c)
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+/* Starts serving an accepted connection whose handle c->tcp is open. */
+static void conn_start(kz_io_t *io, kz_conn_t *c, bool is_metrics)
 {
-    kz_io_t *io = listener->data;
-    if (status < 0 || io->stopping) return;
-    kz_conn_t *c = kz_calloc(1, sizeof *c);
-    c->io = io;
-    uv_tcp_init(&io->loop, &c->tcp);
-    c->tcp.data = c;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-        c->open_handles = 1;
-        c->state = CONN_CLOSING;
-        c->timer.data = c;
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)kz_free);
-        return;
-    }
     uv_tcp_nodelay(&c->tcp, 1);
     uv_timer_init(&io->loop, &c->timer);
     c->timer.data = c;
     c->open_handles = 2;
-    c->is_metrics = listener == (uv_stream_t *)&io->metrics_listener;
+    c->is_metrics = is_metrics;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->state = CONN_IDLE;
@@ -638,6 +629,54 @@ static void on_connection(uv_stream_t *listener, int status)
     kz_metrics_connections_add(1);
     conn_arm(c, io->srv->cfg->socket.idle_timeout_ms);
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    kz_io_t *io = listener->data;
+    if (status < 0 || io->stopping) return;
+    kz_conn_t *c = kz_calloc(1, sizeof *c);
+    c->io = io;
+    uv_tcp_init(&io->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        c->state = CONN_CLOSING;
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)kz_free);
+        return;
+    }
+    conn_start(io, c, listener == (uv_stream_t *)&io->metrics_listener);
+}
+
+/* At shutdown: takes every connection still waiting in the listener's
+ * backlog, so a client whose request is already sent gets its answer
+ * instead of a reset when the listener closes. */
+static void accept_backlog(kz_io_t *io, uv_tcp_t *listener, bool is_metrics)
+{
+    uv_os_fd_t lfd;
+    if (uv_fileno((uv_handle_t *)listener, &lfd) != 0) return;
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) break;
+        kz_conn_t *c = kz_calloc(1, sizeof *c);
+        c->io = io;
+        uv_tcp_init(&io->loop, &c->tcp);
+        c->tcp.data = c;
+        if (uv_tcp_open(&c->tcp, fd) != 0) {
+            c->state = CONN_CLOSING;
+            uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)kz_free);
+            continue;
+        }
+        conn_start(io, c, is_metrics);
+    }
+}
+
+/* True when the client has sent bytes this thread has not read yet. */
+static bool conn_has_unread(kz_conn_t *c)
+{
+    uv_os_fd_t fd;
+    char b;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return false;
+    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 static void serve_metrics(kz_exchange_t *ex)
@@ -651,22 +690,31 @@ static void serve_metrics(kz_exchange_t *ex)
         char *b = kz_strdup("{\"code\":5,\"message\":\"Not Found\"}");
         kz_exchange_set(ex, 404, b, strlen(b));
     }
-    ex->route = -2; /* not counted as an API request */
+    ex->route = KZ_ROUTE_UNCOUNTED; /* scrapes are not API requests */
     kz_exchange_finish(ex);
 }
 
 /* ------------------------------------------------------------------------ */
 /* I/O threads                                                              */
 
+/* Stops taking connections. Requests already sent (in flight, half read,
+ * or waiting unread in the socket) are still answered, each connection
+ * closing after its response; idle connections close now. The stop timer
+ * bounds how long this may take. */
 static void io_begin_stop(kz_io_t *io)
 {
     if (io->stopping) return;
+    accept_backlog(io, &io->listener, false);
+    if (io->has_metrics) accept_backlog(io, &io->metrics_listener, true);
     io->stopping = true;
     uv_close((uv_handle_t *)&io->listener, NULL);
     if (io->has_metrics) uv_close((uv_handle_t *)&io->metrics_listener, NULL);
     for (kz_conn_t *c = io->conns, *next; c; c = next) {
         next = c->next;
-        if (c->state == CONN_IDLE || c->state == CONN_READING) conn_close(c);
+        if (c->state == CONN_IDLE && !conn_has_unread(c))
+            conn_close(c);
+        else if (c->state == CONN_READING)
+            conn_arm(c, KZ_STOP_READ_GRACE_MS);
     }
     if (!io->conns && !io->outstanding) {
         uv_close((uv_handle_t *)&io->wake, NULL);
@@ -711,9 +759,10 @@ static void io_main(void *arg)
     uv_run(&io->loop, UV_RUN_DEFAULT);
 }
 
-/* Opens a listening socket with SO_REUSEPORT bound to host:port. Returns the
- * fd or -1 with err set. */
-static int listen_socket(const char *host, int port, char *err, size_t errlen)
+/* Opens a socket bound to host:port: listening, with SO_REUSEPORT when
+ * shared (so each I/O thread has its own), or a bare bound probe when
+ * probe is set. Returns the fd or -1 with err set. */
+static int bind_socket(const char *host, int port, bool shared, bool probe, char *err, size_t errlen)
 {
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", port);
@@ -731,8 +780,8 @@ static int listen_socket(const char *host, int port, char *err, size_t errlen)
         if (fd < 0) continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0) break;
+        if (shared) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && (probe || listen(fd, 1024) == 0)) break;
         snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
         close(fd);
         fd = -1;
@@ -792,11 +841,19 @@ kz_server_t *kz_server_create(const kz_config_t *cfg, kz_dispatch_fn dispatch, v
         io->wake.data = io;
         uv_timer_init(&io->loop, &io->stop_timer);
         io->stop_timer.data = io;
-        int fd = listen_socket(cfg->socket.address, port, err, errlen);
+        if (i == 0 && port != 0) {
+            /* SO_REUSEPORT would let a second server of the same user share
+             * the port and split the clients with us: bind it once without
+             * the option first, which fails if anyone holds the port. */
+            int probe = bind_socket(cfg->socket.address, port, false, true, err, errlen);
+            if (probe < 0) goto fail;
+            close(probe);
+        }
+        int fd = bind_socket(cfg->socket.address, port, true, false, err, errlen);
         if (fd < 0 || io_listen(io, &io->listener, fd, err, errlen) != 0) goto fail;
         if (i == 0) port = srv->port = bound_port(fd);
         if (i == 0 && cfg->metrics.prometheus_port) {
-            int mfd = listen_socket("127.0.0.1", cfg->metrics.prometheus_port, err, errlen);
+            int mfd = bind_socket("127.0.0.1", cfg->metrics.prometheus_port, false, false, err, errlen);
             if (mfd < 0 || io_listen(io, &io->metrics_listener, mfd, err, errlen) != 0) goto fail;
             io->has_metrics = true;
         }

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer, freePort, dbKind, makeClient } from './lib/server.js';
+import { startServer, freePort, dbKind } from './lib/server.js';
 import {
   RawConn, rawRequest, basicAuth, decodeJwt, request, uniq, UUID_RE,
 } from './lib/http.js';
@@ -198,7 +198,7 @@ describe('YAML config file', () => {
     const dir = tempDir();
     try {
       const port = await freePort();
-      const file = await writeConfig(dir, store, port, 'socket_extra:\n  x: 1\n');
+      const file = await writeConfig(dir, store, port);
       fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('  server_key: file-server-key\n', '  server_key: file-server-key\n  bogus_key: 1\n'));
       const r = await runKizuna(['--config', file], { timeoutMs: 5000 });
       assert.equal(r.code, 2, describeRun(r));
@@ -318,13 +318,14 @@ describe('kizuna migrate', () => {
     }
   });
 
-  test('migrate up against an unreachable database exits non-zero', async () => {
+  test('migrate up against a database it cannot open exits non-zero', async () => {
     const dir = tempDir();
     try {
       const port = await freePort(); // nothing listens there
       const address = dbKind() === 'postgres'
         ? `postgres://kizuna:kizuna@127.0.0.1:${port}/nope`
-        : path.join(dir, 'no-such-dir', 'sub', 'kizuna.db');
+        : path.join(dir, 'a-regular-file', 'kizuna.db');
+      fs.writeFileSync(path.join(dir, 'a-regular-file'), 'not a directory');
       const r = await runKizuna(['migrate', 'up', '--data_dir', dir, '--database.address', address]);
       assert.notEqual(r.code, 0, describeRun(r));
       assert.equal(r.timedOut, false, describeRun(r));
@@ -363,6 +364,27 @@ async function waitExit(srv, ms = 10_000) {
   return r;
 }
 
+describe('start-up', () => {
+  test('fails when the API port is already held by another kizuna', async () => {
+    // Two processes must not share one API port (the kernel would split the
+    // connections between them, possibly over two different databases).
+    const first = await startServer();
+    const store = freshStore();
+    try {
+      const r = await runKizuna(['--socket.port', String(first.port), '--data_dir', store.dataDir,
+        '--database.address', store.dbAddress, '--metrics.prometheus_port', '0'], { timeoutMs: 5000 });
+      assert.equal(r.timedOut, false, `a second server started on port ${first.port} held by another server: ${describeRun(r)}`);
+      assert.notEqual(r.code, 0, describeRun(r));
+      assert.match(r.stderr, new RegExp(`${first.port}.*(in use|EADDRINUSE)`, 'i'), describeRun(r));
+      assert.equal((await request(first, 'GET', '/healthcheck')).status, 200, 'the first server is unaffected');
+    } finally {
+      await first.stop();
+      first.cleanup();
+      store.cleanup();
+    }
+  });
+});
+
 describe('graceful shutdown', () => {
   test('SIGTERM right after a sign-up is written: the sign-up gets its session, exit 0', async () => {
     const srv = await startServer();
@@ -384,9 +406,10 @@ describe('graceful shutdown', () => {
   });
 
   test('SIGTERM drains queued work, refuses new connections meanwhile, closes idle ones; the work is committed', async () => {
-    // One worker, three sign-ups: one hashing, two queued. The metrics gauge
-    // kizuna_worker_queue_depth == 2 proves all three were received before
-    // the signal, so the test does not race the server's reads.
+    // One worker, three sign-ups: one hashing, two queued. Waiting for
+    // kizuna_worker_queue_depth >= 2 before the signal means the server has
+    // read (nearly certainly all of) them, so this test is about draining
+    // queued work rather than about the race the previous test runs.
     const store = freshStore();
     const mport = await freePort();
     let srv = await startServer({
@@ -415,19 +438,20 @@ describe('graceful shutdown', () => {
       do {
         depth = (await scraper.scrape()).samples.get('kizuna_worker_queue_depth');
       } while (depth < 2 && Date.now() < deadline);
-      assert.equal(depth, 2, 'two sign-ups queued behind the one being hashed');
+      assert.ok(depth >= 2 && depth <= 3, `sign-ups queued behind the one being hashed: depth ${depth}`);
       scraper.close();
 
       srv.child.kill('SIGTERM');
       let refusedWhileRunning = false;
       const refuseDeadline = Date.now() + 3000;
       while (Date.now() < refuseDeadline && !srv.exit) {
-        if (!(await canConnect(srv.port))) {
-          refusedWhileRunning = !srv.exit;
+        if ((await canConnect(srv.port)) === false) {
+          // Still draining: some sign-up has not been answered yet.
+          refusedWhileRunning = conns.some((c) => c.buf.length === 0 && !c.closed);
           break;
         }
       }
-      assert.ok(refusedWhileRunning, `a new connection must be refused while the server drains (exit: ${JSON.stringify(srv.exit)})`);
+      assert.ok(refusedWhileRunning, `a new connection must be refused while the server still drains (exit: ${JSON.stringify(srv.exit)})`);
       assert.ok(await idle.waitClosed(5000), 'an idle keep-alive connection is closed on SIGTERM');
 
       const uids = [];
@@ -472,6 +496,3 @@ describe('graceful shutdown', () => {
     }
   });
 });
-
-// keep the import used when the suite is trimmed
-void makeClient;

@@ -93,7 +93,11 @@ export function freshStore() {
   return { dataDir, dbAddress, cleanup: () => fs.rmSync(dataDir, { recursive: true, force: true }) };
 }
 
-/** Resolve true when something accepts TCP connections on host:port, false on refusal. */
+/**
+ * Resolve true when something accepts TCP connections on host:port, false on
+ * refusal, 'reset' when the handshake was reset (a listener closing with the
+ * connection still in its backlog).
+ */
 export function canConnect(port, host = '127.0.0.1', timeoutMs = 2000) {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ port, host });
@@ -102,6 +106,7 @@ export function canConnect(port, host = '127.0.0.1', timeoutMs = 2000) {
     sock.once('error', (err) => {
       clearTimeout(timer);
       if (err.code === 'ECONNREFUSED') resolve(false);
+      else if (err.code === 'ECONNRESET') resolve('reset');
       else reject(err);
     });
   });
