@@ -115,7 +115,13 @@ static void map_put(map_t *m, const char *key, int64_t cutoff, int64_t expire_ms
 kz_sessions_t *kz_sessions_create(void)
 {
     kz_sessions_t *s = kz_calloc(1, sizeof *s);
-    pthread_rwlock_init(&s->lock, NULL);
+    /* Lookups run on every request; a revocation must not wait behind an
+     * endless stream of them, so writers go first. */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
     map_init(&s->tokens);
     map_init(&s->users);
     return s;

@@ -11,11 +11,14 @@
     "email, password, custom_id, facebook_id, google_id, gamecenter_id, steam_id, apple_id, "     \
     "facebook_instant_game_id, edge_count, create_time, update_time, verify_time, disable_time"
 
-/* The condition "the user keeps another way to sign in" when identifier
- * column `col` is removed ($1 = user id, $2 = the identifier). */
-#define OTHER_LINKS(col_is_other_sql)                                                              \
+/* The condition "the user keeps another way to sign in" ($1 = user id):
+ * one of the other identifier columns is set, or a device (other than the
+ * one being removed, when device_sql says so) stays linked. */
+#define OTHER_LINKS_(col_is_other_sql, device_sql)                                                 \
     "(EXISTS (SELECT 1 FROM users WHERE id = $1 AND (" col_is_other_sql "))"                       \
-    " OR EXISTS (SELECT 1 FROM user_device WHERE user_id = $1 AND id <> $2))"
+    " OR EXISTS (SELECT 1 FROM user_device WHERE user_id = $1" device_sql "))"
+#define OTHER_LINKS(col_is_other_sql) OTHER_LINKS_(col_is_other_sql, "")
+#define OTHER_LINKS_BUT_DEVICE(col_is_other_sql) OTHER_LINKS_(col_is_other_sql, " AND id <> $2")
 
 #define SOCIAL_LINKS                                                                               \
     "apple_id IS NOT NULL OR facebook_id IS NOT NULL OR facebook_instant_game_id IS NOT NULL"     \
@@ -160,6 +163,7 @@ int kz_store_account_update(kz_db_t *db, const char *user_id, const kz_account_u
 {
     /* Column names come from the caller's fixed list, never from input. A
      * row changes (and its update_time moves) only when some value differs. */
+    if (n <= 0 || n > 14) return KZ_DB_EERROR; /* the callers' fixed list has 6 */
     char sets[512], differs[512];
     size_t slen = 0, dlen = 0;
     kz_dbval_t p[16];
@@ -240,7 +244,7 @@ int kz_store_unlink(kz_db_t *db, const char *user_id, kz_id_kind_t kind, const c
         int nparams;
     } unlink[] = {
         [KZ_ID_DEVICE] = {"DELETE FROM user_device WHERE id = $2 AND user_id = $1 AND "
-                          OTHER_LINKS(SOCIAL_LINKS " OR email IS NOT NULL OR custom_id IS NOT NULL"),
+                          OTHER_LINKS_BUT_DEVICE(SOCIAL_LINKS " OR email IS NOT NULL OR custom_id IS NOT NULL"),
                           2},
         [KZ_ID_CUSTOM] = {"UPDATE users SET custom_id = NULL, update_time = $3 WHERE id = $1 AND "
                           "custom_id = $2 AND " OTHER_LINKS(SOCIAL_LINKS " OR email IS NOT NULL"),

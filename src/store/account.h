@@ -77,9 +77,9 @@ int kz_store_user_delete(kz_db_t *db, const char *user_id);
 int kz_store_link(kz_db_t *db, const char *user_id, kz_id_kind_t kind, const char *value,
                   const char *password_hash, int64_t now_ms);
 
-/* Unlinks identifier value from the user, refusing (KZ_STORE_LAST_LINK) when
- * it is the last way to sign in; KZ_STORE_NOTFOUND when the user does not
- * have it. */
+/* Unlinks identifier value from the user. KZ_STORE_LAST_LINK when nothing
+ * was removed: it is the last way to sign in, or the user does not have it
+ * (Nakama answers both the same way). */
 #define KZ_STORE_LAST_LINK 2
 int kz_store_unlink(kz_db_t *db, const char *user_id, kz_id_kind_t kind, const char *value,
                     int64_t now_ms);
