@@ -23,7 +23,23 @@ step() { # name, command...
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 step "unit tests" ctest --test-dir build --output-on-failure
-step "unit tests (asan+ubsan)" ctest --test-dir build/asan --output-on-failure
+# Criterion reports a test as passing even when the sanitizer complained in
+# its process, so the sanitizer run is also judged by its output.
+asan_unit() {
+  local log
+  log=$(mktemp)
+  ctest --test-dir build/asan --output-on-failure -V >"$log" 2>&1
+  local rc=$?
+  grep -E '^(100% tests|[0-9]+% tests)' "$log"
+  if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log"; then
+    grep -E -A20 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log" | head -60
+    rc=1
+  fi
+  [ "$rc" -ne 0 ] && tail -50 "$log"
+  rm -f "$log"
+  return "$rc"
+}
+step "unit tests (asan+ubsan)" asan_unit
 for bin in build/kizuna build/asan/kizuna; do
   for db in sqlite postgres; do
     step "e2e $bin on $db" env KZ_BIN="$root/$bin" KZ_DB=$db npm --prefix tests/e2e test --silent
