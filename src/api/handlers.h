@@ -26,6 +26,38 @@ void kz_h_unlink_email(kz_call_t *call);
 void kz_h_unlink_custom(kz_call_t *call);
 void kz_h_users_get(kz_call_t *call);
 
+/* api/friends.c */
+void kz_h_friends_list(kz_call_t *call);
+void kz_h_friends_add(kz_call_t *call);
+void kz_h_friends_delete(kz_call_t *call);
+void kz_h_friends_block(kz_call_t *call);
+void kz_h_friends_of_friends(kz_call_t *call);
+
+/* api/notification.c */
+void kz_h_notifications_list(kz_call_t *call);
+void kz_h_notifications_delete(kz_call_t *call);
+
+/* api/groups.c */
+void kz_h_groups_list(kz_call_t *call);
+void kz_h_group_create(kz_call_t *call);
+void kz_h_group_update(kz_call_t *call);
+void kz_h_group_delete(kz_call_t *call);
+void kz_h_group_add(kz_call_t *call);
+void kz_h_group_ban(kz_call_t *call);
+void kz_h_group_demote(kz_call_t *call);
+void kz_h_group_join(kz_call_t *call);
+void kz_h_group_kick(kz_call_t *call);
+void kz_h_group_leave(kz_call_t *call);
+void kz_h_group_promote(kz_call_t *call);
+void kz_h_group_users_list(kz_call_t *call);
+void kz_h_user_groups_list(kz_call_t *call);
+
+/* api/storage.c */
+void kz_h_storage_read(kz_call_t *call);
+void kz_h_storage_write(kz_call_t *call);
+void kz_h_storage_delete(kz_call_t *call);
+void kz_h_storage_list(kz_call_t *call);
+
 /* api/account.c: the User message of a stored user (new reference). */
 json_t *kz_user_json(const kz_user_t *u);
 

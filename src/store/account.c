@@ -5,6 +5,10 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "store/friends.h"
+#include "store/groups.h"
+#include "store/notification.h"
+#include "store/storage.h"
 
 #define USER_COLUMNS                                                                               \
     "id, username, display_name, avatar_url, lang_tag, location, timezone, metadata, wallet, "    \
@@ -193,9 +197,17 @@ int kz_store_user_delete(kz_db_t *db, const char *user_id)
     int rc = kz_db_begin(db);
     if (rc != KZ_DB_OK) return rc;
     kz_dbval_t p[] = {KZ_DBTEXT(user_id)};
-    /* user_device rows go by ON DELETE CASCADE. */
     int64_t changed = 0;
-    rc = kz_db_exec(db, "DELETE FROM users WHERE id = $1", p, 1, &changed);
+    /* Everything the user owns or takes part in goes in the same
+     * transaction as the user row: group memberships first (a group may need
+     * a new superadmin), then friend edges (with the other side's counts),
+     * notifications and storage objects. user_device rows go by ON DELETE
+     * CASCADE. */
+    rc = kz_store_groups_delete_user(db, user_id);
+    if (rc == KZ_DB_OK) rc = kz_store_friends_delete_user(db, user_id);
+    if (rc == KZ_DB_OK) rc = kz_store_notifications_delete_user(db, user_id);
+    if (rc == KZ_DB_OK) rc = kz_store_storage_delete_user(db, user_id);
+    if (rc == KZ_DB_OK) rc = kz_db_exec(db, "DELETE FROM users WHERE id = $1", p, 1, &changed);
     if (rc == KZ_DB_OK) rc = kz_db_exec(db, "DELETE FROM session_cutoff WHERE user_id = $1", p, 1, NULL);
     if (rc == KZ_DB_OK) rc = changed ? kz_db_commit(db) : KZ_STORE_NOTFOUND;
     if (rc != KZ_DB_OK) kz_db_rollback(db);
