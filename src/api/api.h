@@ -47,7 +47,8 @@ typedef struct kz_worker {
     kz_db_t *db;
 } kz_worker_t;
 
-typedef enum { KZ_AUTH_NONE, KZ_AUTH_SERVER_KEY, KZ_AUTH_SESSION } kz_auth_t;
+/* SOCKET: the realtime upgrade, authenticated and answered on the I/O thread. */
+typedef enum { KZ_AUTH_NONE, KZ_AUTH_SERVER_KEY, KZ_AUTH_SESSION, KZ_AUTH_SOCKET } kz_auth_t;
 
 typedef struct kz_call kz_call_t;
 typedef void (*kz_handler_fn)(kz_call_t *call);

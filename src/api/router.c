@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "realtime/socket.h"
 
 /* Every REST route. Handlers run on a worker thread, except those the
  * dispatcher answers itself (health check). Order matters only where two
@@ -17,6 +18,7 @@
 const kz_route_t kz_routes[] = {
     {HTTP_GET, "/healthcheck", "Healthcheck", KZ_AUTH_NONE, NULL},
     {HTTP_GET, "/", "Root", KZ_AUTH_NONE, NULL},
+    {HTTP_GET, "/ws", "Socket", KZ_AUTH_SOCKET, NULL},
     {HTTP_POST, "/v2/account/authenticate/device", "AuthenticateDevice", KZ_AUTH_SERVER_KEY, kz_h_authenticate_device},
     {HTTP_POST, "/v2/account/authenticate/email", "AuthenticateEmail", KZ_AUTH_SERVER_KEY, kz_h_authenticate_email},
     {HTTP_POST, "/v2/account/authenticate/custom", "AuthenticateCustom", KZ_AUTH_SERVER_KEY, kz_h_authenticate_custom},
@@ -266,6 +268,10 @@ void kz_api_dispatch(kz_exchange_t *ex, void *arg)
         return;
     }
     ex->route = (int)(route - kz_routes);
+    if (route->auth == KZ_AUTH_SOCKET) {
+        kz_rt_accept(ex, app);
+        return;
+    }
     if (!route->handler) { /* health check ({}) and root (empty): nothing to look up */
         if (route->pattern[1] == '\0')
             kz_exchange_set(ex, 200, NULL, 0);

@@ -44,6 +44,10 @@ typedef struct kz_http_req {
     kz_slice_t acr_method;   /* Access-Control-Request-Method */
     kz_slice_t acr_headers;  /* Access-Control-Request-Headers */
     kz_slice_t forwarded_for;
+    kz_slice_t upgrade;      /* Upgrade header */
+    kz_slice_t connection;   /* Connection header */
+    kz_slice_t ws_key;       /* Sec-WebSocket-Key */
+    kz_slice_t ws_version;   /* Sec-WebSocket-Version */
     char *body;              /* NUL-terminated request body (may be empty, never NULL) */
     size_t body_len;
     bool keep_alive;         /* the connection may serve another request */

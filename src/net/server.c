@@ -19,86 +19,13 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "net/internal.h"
 
 #define KZ_READBUF_SIZE 65536
 #define KZ_MAX_HEADERS 100
 #define KZ_STOP_GRACE_MS 10000
 #define KZ_ROUTE_UNCOUNTED (-2)
 #define KZ_STOP_READ_GRACE_MS 1000 /* a request still arriving at shutdown gets this long */
-
-typedef enum {
-    CONN_IDLE,       /* between requests; idle timer running */
-    CONN_READING,    /* a request has started arriving; read timer running */
-    CONN_DISPATCHED, /* a complete request is being served; not reading */
-    CONN_WRITING,    /* a response is being written; write timer running */
-    CONN_CLOSING,    /* uv_close issued */
-} conn_state_t;
-
-typedef struct hdr_off {
-    uint32_t name, name_len, val, val_len; /* offsets into the head buffer */
-} hdr_off_t;
-
-typedef struct kz_conn {
-    uv_tcp_t tcp;             /* must stay first: handle->data is not needed to find us */
-    uv_timer_t timer;         /* read, write or idle deadline, by state */
-    http_parser parser;
-    struct kz_io *io;
-    conn_state_t state;
-    bool is_metrics;          /* accepted on the metrics listener */
-    bool keep_alive;          /* the response in flight leaves the connection open */
-    bool feeding;             /* conn_feed is on the stack */
-    int open_handles;         /* handles not yet closed; freed at zero */
-    struct kz_conn *prev, *next; /* the I/O thread's connection list */
-    kz_exchange_t *ex;        /* the exchange out for this connection, if any */
-
-    /* Request being parsed; all NULL while idle, so an idle connection holds
-     * no buffers. */
-    char *head;               /* url and header bytes, bounded by max_header_bytes */
-    uint32_t head_len, head_cap;
-    hdr_off_t *hdrs;
-    int nhdrs;
-    bool in_value;            /* last header callback was a value */
-    uint32_t url_len;
-    char *body;
-    size_t body_len, body_cap;
-    int reject;               /* status to answer with when the parser was stopped (413, 431) */
-
-    char *pending;            /* bytes read past a complete request (pipelining) */
-    size_t pending_len;
-
-    uv_write_t wreq;
-    char *out;                /* response being written */
-} kz_conn_t;
-
-typedef struct kz_io {
-    int index;
-    kz_server_t *srv;
-    uv_loop_t loop;
-    uv_thread_t thread;
-    uv_tcp_t listener;
-    uv_tcp_t metrics_listener;
-    bool has_metrics;
-    uv_async_t wake;          /* completions and the stop request */
-    uv_timer_t stop_timer;    /* forces connections closed after the grace period */
-    pthread_mutex_t lock;     /* guards done_head/done_tail/stop_requested */
-    kz_exchange_t *done_head, *done_tail;
-    bool stop_requested;
-    bool stopping;            /* listeners closed, draining */
-    int outstanding;          /* exchanges handed to the dispatcher and not yet finished */
-    kz_conn_t *conns;         /* all open connections */
-    char readbuf[KZ_READBUF_SIZE]; /* shared by every connection of this thread */
-    bool readbuf_busy;
-} kz_io_t;
-
-struct kz_server {
-    const kz_config_t *cfg;
-    kz_dispatch_fn dispatch;
-    void *arg;
-    int nio;
-    kz_io_t **ios;
-    int port;
-    bool started;
-};
 
 static http_parser_settings parser_settings;
 static void conn_close(kz_conn_t *c);
@@ -148,7 +75,7 @@ void kz_exchange_add_header(kz_exchange_t *ex, const char *name, const char *val
     ex->resp.extra_headers = line;
 }
 
-static void exchange_free(kz_exchange_t *ex)
+void kz_exchange_free(kz_exchange_t *ex)
 {
     kz_free(ex->resp.body);
     kz_free(ex->resp.extra_headers);
@@ -184,6 +111,16 @@ static void conn_timer_cb(uv_timer_t *t)
 static void conn_arm(kz_conn_t *c, int ms)
 {
     uv_timer_start(&c->timer, conn_timer_cb, (uint64_t)ms, 0);
+}
+
+void kz_conn_arm(kz_conn_t *c, int ms, uv_timer_cb cb)
+{
+    uv_timer_start(&c->timer, cb, (uint64_t)ms, 0);
+}
+
+void kz_conn_close(kz_conn_t *c)
+{
+    conn_close(c);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -324,6 +261,10 @@ static int on_message_complete(http_parser *p)
     ex->req.acr_method = header_get(c, "access-control-request-method");
     ex->req.acr_headers = header_get(c, "access-control-request-headers");
     ex->req.forwarded_for = header_get(c, "x-forwarded-for");
+    ex->req.upgrade = header_get(c, "upgrade");
+    ex->req.connection = header_get(c, "connection");
+    ex->req.ws_key = header_get(c, "sec-websocket-key");
+    ex->req.ws_version = header_get(c, "sec-websocket-version");
     if (!c->body) c->body = kz_malloc(1);
     c->body[c->body_len] = '\0';
     ex->req.body = c->body;
@@ -437,7 +378,7 @@ void kz_exchange_finish(kz_exchange_t *ex)
     if (!c || c->state == CONN_CLOSING) {
         if (c) c->ex = NULL;
         if (counted) kz_metrics_http_observe(ex->route, 499, secs);
-        exchange_free(ex);
+        kz_exchange_free(ex);
         return;
     }
     c->ex = NULL;
@@ -461,7 +402,7 @@ void kz_exchange_finish(kz_exchange_t *ex)
         append(&out, &len, &cap, ex->resp.extra_headers, strlen(ex->resp.extra_headers));
     append(&out, &len, &cap, "\r\n", 2);
     if (ex->resp.body_len) append(&out, &len, &cap, ex->resp.body, ex->resp.body_len);
-    exchange_free(ex);
+    kz_exchange_free(ex);
     conn_write(c, out, len);
 }
 
@@ -553,7 +494,7 @@ static void conn_feed(kz_conn_t *c, const char *data, size_t len)
     }
     kz_free(owned);
     c->feeding = false;
-    if (c->state == CONN_IDLE || c->state == CONN_READING)
+    if (c->state == CONN_IDLE || c->state == CONN_READING || c->state == CONN_WEBSOCKET)
         uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
 }
 
@@ -565,6 +506,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == 0) return;
+    if (c->state == CONN_WEBSOCKET) {
+        kz_ws_feed(c, buf->base, (size_t)nread);
+        return;
+    }
     if (c->state == CONN_DISPATCHED || c->state == CONN_WRITING) {
         /* Reading is stopped while a request is out; should not happen. */
         return;
@@ -574,6 +519,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ------------------------------------------------------------------------ */
 /* Connection lifecycle                                                     */
+
+/* The last step of an I/O thread's stop: with its handles closed, its
+ * loop returns. */
+static void io_close_handles(kz_io_t *io)
+{
+    if (uv_is_closing((uv_handle_t *)&io->wake)) return;
+    uv_close((uv_handle_t *)&io->wake, NULL);
+    uv_close((uv_handle_t *)&io->stop_timer, NULL);
+    uv_close((uv_handle_t *)&io->flush_check, NULL);
+}
 
 static void conn_handle_closed(uv_handle_t *h)
 {
@@ -586,13 +541,13 @@ static void conn_handle_closed(uv_handle_t *h)
         io->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     conn_reset_request(c);
+    kz_ws_free(c);
     kz_free(c->pending);
     kz_free(c->out);
     kz_free(c);
     kz_metrics_connections_add(-1);
     if (io->stopping && !io->conns && !io->outstanding) {
-        uv_close((uv_handle_t *)&io->wake, NULL);
-        uv_close((uv_handle_t *)&io->stop_timer, NULL);
+        io_close_handles(io);
     }
 }
 
@@ -602,7 +557,9 @@ static void conn_handle_closed(uv_handle_t *h)
 static void conn_close(kz_conn_t *c)
 {
     if (c->state == CONN_CLOSING) return;
+    bool was_ws = c->state == CONN_WEBSOCKET;
     c->state = CONN_CLOSING;
+    if (was_ws) kz_ws_closing(c);
     if (c->ex) {
         c->ex->_conn = NULL;
         c->ex = NULL;
@@ -711,14 +668,15 @@ static void io_begin_stop(kz_io_t *io)
     if (io->has_metrics) uv_close((uv_handle_t *)&io->metrics_listener, NULL);
     for (kz_conn_t *c = io->conns, *next; c; c = next) {
         next = c->next;
-        if (c->state == CONN_IDLE && !conn_has_unread(c))
+        if (c->state == CONN_WEBSOCKET)
+            kz_ws_close(c->ws, 1001, "Server is shutting down.");
+        else if (c->state == CONN_IDLE && !conn_has_unread(c))
             conn_close(c);
         else if (c->state == CONN_READING)
             conn_arm(c, KZ_STOP_READ_GRACE_MS);
     }
     if (!io->conns && !io->outstanding) {
-        uv_close((uv_handle_t *)&io->wake, NULL);
-        uv_close((uv_handle_t *)&io->stop_timer, NULL);
+        io_close_handles(io);
     }
 }
 
@@ -747,10 +705,15 @@ static void on_wake(uv_async_t *a)
     if (stop && !io->stopping) {
         io_begin_stop(io);
         uv_timer_start(&io->stop_timer, io_stop_timeout, KZ_STOP_GRACE_MS, 0);
-    } else if (io->stopping && !io->conns && !io->outstanding && !uv_is_closing((uv_handle_t *)&io->wake)) {
-        uv_close((uv_handle_t *)&io->wake, NULL);
-        uv_close((uv_handle_t *)&io->stop_timer, NULL);
+    } else if (io->stopping && !io->conns && !io->outstanding) {
+        io_close_handles(io);
     }
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    kz_io_t *io = h->data;
+    if (io->flush_head) kz_ws_flush_all(io);
 }
 
 static void io_main(void *arg)
@@ -841,6 +804,9 @@ kz_server_t *kz_server_create(const kz_config_t *cfg, kz_dispatch_fn dispatch, v
         io->wake.data = io;
         uv_timer_init(&io->loop, &io->stop_timer);
         io->stop_timer.data = io;
+        uv_check_init(&io->loop, &io->flush_check);
+        io->flush_check.data = io;
+        uv_check_start(&io->flush_check, on_flush_check);
         if (i == 0 && port != 0) {
             /* SO_REUSEPORT would let a second server of the same user share
              * the port and split the clients with us: bind it once without

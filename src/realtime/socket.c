@@ -1,0 +1,285 @@
+/* The realtime socket: see realtime/socket.h.
+ *
+ * Envelope rules (Nakama's): one JSON object per text frame with an optional
+ * string "cid" and exactly one message key. A frame that is not such an
+ * object, or has unknown fields, closes the socket; an envelope with no
+ * message gets error 2 (MISSING_PAYLOAD) and a close; a message kind the
+ * server never accepts from clients gets error 1 (UNRECOGNIZED_PAYLOAD) and a
+ * close. Replies carry the request's cid; events carry none. */
+#include "realtime/socket.h"
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/uuid.h"
+#include "net/ws.h"
+
+/* Realtime error codes. */
+enum {
+    RT_RUNTIME_EXCEPTION = 0,
+    RT_UNRECOGNIZED_PAYLOAD = 1,
+    RT_MISSING_PAYLOAD = 2,
+    RT_BAD_INPUT = 3,
+};
+
+typedef struct rt_session {
+    const kz_app_t *app;
+    char id[37];        /* session id */
+    char uid[37];       /* user id */
+    char username[129];
+    char lang[32];
+    bool status;        /* appears online to followers */
+} rt_session_t;
+
+static atomic_int session_count;
+
+int kz_rt_session_count(void)
+{
+    return atomic_load(&session_count);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Replies                                                                  */
+
+/* Sends obj (stolen) as one text frame. */
+static void send_json(kz_ws_t *ws, json_t *obj)
+{
+    char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(obj);
+    kz_ws_send_msg(ws, false, s, strlen(s));
+    free(s);
+}
+
+/* An envelope with the cid (when given) and one message. */
+static json_t *envelope(const char *cid, const char *key, json_t *msg)
+{
+    json_t *e = json_object();
+    if (cid) json_object_set_new(e, "cid", json_string(cid));
+    if (key) json_object_set_new(e, key, msg);
+    return e;
+}
+
+static void send_error(kz_ws_t *ws, const char *cid, int code, const char *message)
+{
+    json_t *err = json_object();
+    if (code) json_object_set_new(err, "code", json_integer(code)); /* 0 is omitted */
+    json_object_set_new(err, "message", json_string(message));
+    send_json(ws, envelope(cid, "error", err));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Messages                                                                 */
+
+typedef void (*rt_handler_fn)(kz_ws_t *ws, rt_session_t *s, const char *cid, json_t *msg);
+
+static void h_ping(kz_ws_t *ws, rt_session_t *s, const char *cid, json_t *msg)
+{
+    send_json(ws, envelope(cid, "pong", json_object()));
+}
+
+static void h_pong(kz_ws_t *ws, rt_session_t *s, const char *cid, json_t *msg)
+{
+    /* Accepted and ignored. */
+}
+
+/* Message kinds a client may send. Those without a handler yet are answered
+ * with an error naming them, and the socket stays open. */
+static const struct {
+    const char *key;
+    rt_handler_fn fn;
+} client_kinds[] = {
+    {"channel_join", NULL},
+    {"channel_leave", NULL},
+    {"channel_message_send", NULL},
+    {"channel_message_update", NULL},
+    {"channel_message_remove", NULL},
+    {"match_create", NULL},
+    {"match_data_send", NULL},
+    {"match_join", NULL},
+    {"match_leave", NULL},
+    {"matchmaker_add", NULL},
+    {"matchmaker_remove", NULL},
+    {"ping", h_ping},
+    {"pong", h_pong},
+    {"rpc", NULL},
+    {"status_follow", NULL},
+    {"status_unfollow", NULL},
+    {"status_update", NULL},
+    {"party_create", NULL},
+    {"party_join", NULL},
+    {"party_leave", NULL},
+    {"party_promote", NULL},
+    {"party_accept", NULL},
+    {"party_remove", NULL},
+    {"party_close", NULL},
+    {"party_join_request_list", NULL},
+    {"party_matchmaker_add", NULL},
+    {"party_matchmaker_remove", NULL},
+    {"party_data_send", NULL},
+    {"party_update", NULL},
+};
+
+/* Kinds only the server sends; a client sending one is disconnected. */
+static const char *const server_kinds[] = {
+    "channel", "channel_message", "channel_message_ack", "channel_presence_event", "error",
+    "match", "match_data", "match_presence_event", "matchmaker_matched", "matchmaker_ticket",
+    "notifications", "status", "status_presence_event", "stream_data", "stream_presence_event",
+    "party", "party_leader", "party_join_request", "party_matchmaker_ticket", "party_data",
+    "party_presence_event",
+};
+
+/* "channelJoin" -> "channel_join" (input accepts lowerCamelCase too). */
+static void snake_case(const char *in, char *out, size_t outlen)
+{
+    size_t j = 0;
+    for (; *in && j + 2 < outlen; in++) {
+        if (*in >= 'A' && *in <= 'Z') {
+            out[j++] = '_';
+            out[j++] = (char)(*in - 'A' + 'a');
+        } else {
+            out[j++] = *in;
+        }
+    }
+    out[j] = '\0';
+}
+
+static void on_message(kz_ws_t *ws, bool binary, const char *data, size_t len)
+{
+    rt_session_t *s = kz_ws_user(ws);
+    if (binary) { /* a JSON socket takes text frames only */
+        kz_ws_close(ws, 1003, "Binary frames are not accepted on a JSON socket.");
+        return;
+    }
+    json_error_t jerr;
+    json_t *env = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!env || !json_is_object(env)) {
+        json_decref(env);
+        kz_ws_close(ws, 1000, "Invalid message: not a JSON envelope.");
+        return;
+    }
+    const char *cid = NULL;
+    const char *kind = NULL;
+    json_t *msg = NULL;
+    const char *key;
+    json_t *value;
+    json_object_foreach(env, key, value)
+    {
+        if (strcmp(key, "cid") == 0) {
+            if (!json_is_string(value)) goto invalid;
+            cid = json_string_value(value);
+        } else if (kind) {
+            goto invalid; /* two message keys: not an envelope */
+        } else {
+            kind = key;
+            msg = value;
+        }
+    }
+    if (!kind) {
+        send_error(ws, cid, RT_MISSING_PAYLOAD, "Missing message.");
+        kz_ws_close(ws, 1000, "Missing message.");
+        goto out;
+    }
+    char name[64];
+    snake_case(kind, name, sizeof name);
+    for (size_t i = 0; i < sizeof client_kinds / sizeof client_kinds[0]; i++) {
+        if (strcmp(name, client_kinds[i].key) != 0) continue;
+        if (!json_is_object(msg)) goto invalid;
+        if (client_kinds[i].fn) {
+            client_kinds[i].fn(ws, s, cid, msg);
+        } else {
+            char text[128];
+            snprintf(text, sizeof text, "%s is not supported by this server yet.", name);
+            send_error(ws, cid, RT_UNRECOGNIZED_PAYLOAD, text);
+        }
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof server_kinds / sizeof server_kinds[0]; i++) {
+        if (strcmp(name, server_kinds[i]) == 0) {
+            send_error(ws, cid, RT_UNRECOGNIZED_PAYLOAD, "Unrecognized message.");
+            kz_ws_close(ws, 1000, "Unrecognized message.");
+            goto out;
+        }
+    }
+invalid:
+    /* An unknown field is a parse error, as for Nakama: the socket closes. */
+    kz_ws_close(ws, 1000, "Invalid message.");
+out:
+    json_decref(env);
+}
+
+static void on_close(kz_ws_t *ws)
+{
+    rt_session_t *s = kz_ws_user(ws);
+    kz_log_debug("socket %s of user %s closed", s->id, s->uid);
+    atomic_fetch_sub(&session_count, 1);
+    kz_free(s);
+}
+
+static const kz_ws_handler_t handler = {.on_message = on_message, .on_close = on_close};
+
+/* ------------------------------------------------------------------------ */
+/* Upgrade                                                                  */
+
+static void reply_text(kz_exchange_t *ex, int status, const char *text)
+{
+    kz_exchange_set(ex, status, kz_strdup(text), strlen(text));
+    ex->resp.content_type = "text/plain; charset=utf-8";
+    kz_exchange_finish(ex);
+}
+
+void kz_rt_accept(kz_exchange_t *ex, const kz_app_t *app)
+{
+    kz_slice_t q = ex->req.query;
+    kz_slice_t auth = ex->req.authorization;
+    char *token = NULL;
+    if (auth.n > 7 && strncasecmp(auth.p, "Bearer ", 7) == 0)
+        token = kz_strndup(auth.p + 7, auth.n - 7);
+    else
+        token = kz_query_get(q, "token");
+    kz_claims_t claims = {0};
+    const char *key = app->cfg->session.encryption_key;
+    bool valid = token && kz_jwt_verify(token, strlen(token), key, strlen(key), kz_now_sec(), &claims) == KZ_JWT_OK &&
+                 !kz_sessions_revoked(app->sessions, claims.tid, claims.uid);
+    kz_free(token);
+    if (!valid) {
+        kz_claims_clear(&claims);
+        reply_text(ex, 401, "Missing or invalid token");
+        return;
+    }
+    char *format = kz_query_get(q, "format");
+    bool bad_format = format && *format && strcmp(format, "json") != 0;
+    bool protobuf = format && strcmp(format, "protobuf") == 0;
+    kz_free(format);
+    bool status = false;
+    if (bad_format || kz_query_bool(q, "status", false, &status) != 0) {
+        kz_claims_clear(&claims);
+        reply_text(ex, 400, protobuf ? "The protobuf format is not supported by this server yet."
+                                     : bad_format ? "Invalid format parameter" : "Invalid status parameter");
+        return;
+    }
+    if (!kz_exchange_wants_upgrade(ex)) {
+        kz_claims_clear(&claims);
+        reply_text(ex, 400, "WebSocket upgrade required");
+        return;
+    }
+    rt_session_t *s = kz_calloc(1, sizeof *s);
+    s->app = app;
+    kz_uuid_v4(s->id);
+    memcpy(s->uid, claims.uid, sizeof s->uid);
+    memcpy(s->username, claims.usn, sizeof s->username);
+    char *lang = kz_query_get(q, "lang");
+    snprintf(s->lang, sizeof s->lang, "%s", lang && *lang ? lang : "en");
+    kz_free(lang);
+    s->status = status;
+    kz_claims_clear(&claims);
+    atomic_fetch_add(&session_count, 1);
+    if (kz_exchange_upgrade(ex, &handler, s) != 0) {
+        atomic_fetch_sub(&session_count, 1);
+        kz_free(s);
+    }
+}
