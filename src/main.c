@@ -17,6 +17,7 @@
 #include "core/metrics.h"
 #include "net/http.h"
 #include "net/pool.h"
+#include "realtime/socket.h"
 #include "store/db.h"
 
 #define KZ_POOL_QUEUE_MAX 65536
@@ -99,6 +100,7 @@ static int run_server(const kz_config_t *cfg)
 
     if (prepare_store(cfg, app.sessions) != 0) goto out;
     kz_metrics_init(kz_route_names(), kz_nroutes);
+    kz_rt_init();
     app.pool = kz_pool_create(cfg->database.max_open_conns, KZ_POOL_QUEUE_MAX, kz_api_worker_init,
                               kz_api_worker_fini, &app, err, sizeof err);
     if (!app.pool) {
@@ -110,6 +112,7 @@ static int run_server(const kz_config_t *cfg)
         kz_log_error("%s", err);
         goto out;
     }
+    app.server = srv;
     uv_signal_start(&sigint, on_signal, SIGINT);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     if (kz_server_start(srv) != 0) {
@@ -128,8 +131,10 @@ static int run_server(const kz_config_t *cfg)
     status = 0;
     kz_log_info("stopped");
 out:
-    kz_server_destroy(srv);
+    /* The pool goes before the server: jobs still running may post work to
+     * the I/O threads, whose queues kz_server_destroy drains last. */
     kz_pool_destroy(app.pool);
+    kz_server_destroy(srv);
     kz_sessions_destroy(app.sessions);
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);

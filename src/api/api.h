@@ -39,6 +39,7 @@ typedef struct kz_app {
     const kz_config_t *cfg;
     kz_pool_t *pool;
     kz_sessions_t *sessions; /* revoked sessions */
+    kz_server_t *server;     /* the I/O threads, for realtime delivery */
 } kz_app_t;
 
 /* What a worker thread owns. */

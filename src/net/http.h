@@ -106,6 +106,20 @@ void kz_exchange_set(kz_exchange_t *ex, int status, char *body, size_t len);
 /* Appends a "Name: value\r\n" header line to the response. */
 void kz_exchange_add_header(kz_exchange_t *ex, const char *name, const char *value);
 
+/* Work handed to a given I/O thread from any thread (realtime delivery). */
+typedef struct kz_task kz_task_t;
+struct kz_task {
+    void (*run)(kz_task_t *task); /* runs on the target I/O thread; owns the task from then */
+    kz_task_t *next;              /* private */
+};
+/* Queues task to I/O thread io and wakes it. Thread-safe. Tasks posted after
+ * the thread stopped are run by kz_server_destroy's final drain. */
+void kz_server_post(kz_server_t *srv, int io, kz_task_t *task);
+/* Number of I/O threads. */
+int kz_server_threads(const kz_server_t *srv);
+/* Index of the I/O thread the caller runs on, or -1 on any other thread. */
+int kz_server_current_thread(void);
+
 /* The reason phrase of an HTTP status. */
 const char *kz_http_reason(int status);
 

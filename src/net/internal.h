@@ -75,6 +75,7 @@ typedef struct kz_io {
     uv_timer_t stop_timer;    /* forces connections closed after the grace period */
     pthread_mutex_t lock;     /* guards done_head/done_tail/stop_requested */
     kz_exchange_t *done_head, *done_tail;
+    kz_task_t *task_head, *task_tail; /* posted by kz_server_post, guarded by lock */
     bool stop_requested;
     bool stopping;            /* listeners closed, draining */
     int outstanding;          /* exchanges handed to the dispatcher and not yet finished */

@@ -689,14 +689,53 @@ static void io_stop_timeout(uv_timer_t *t)
     }
 }
 
+static _Thread_local int current_io = -1;
+
+int kz_server_current_thread(void)
+{
+    return current_io;
+}
+
+int kz_server_threads(const kz_server_t *srv)
+{
+    return srv->nio;
+}
+
+void kz_server_post(kz_server_t *srv, int index, kz_task_t *task)
+{
+    kz_io_t *io = srv->ios[index];
+    task->next = NULL;
+    pthread_mutex_lock(&io->lock);
+    if (io->task_tail)
+        io->task_tail->next = task;
+    else
+        io->task_head = task;
+    io->task_tail = task;
+    pthread_mutex_unlock(&io->lock);
+    uv_async_send(&io->wake);
+}
+
+/* Runs every task in the list (each owns itself once run). */
+static void run_tasks(kz_task_t *t)
+{
+    while (t) {
+        kz_task_t *next = t->next;
+        t->run(t);
+        t = next;
+    }
+}
+
 static void on_wake(uv_async_t *a)
 {
     kz_io_t *io = a->data;
     pthread_mutex_lock(&io->lock);
     kz_exchange_t *ex = io->done_head;
     io->done_head = io->done_tail = NULL;
+    kz_task_t *tasks = io->task_head;
+    io->task_head = io->task_tail = NULL;
     bool stop = io->stop_requested;
     pthread_mutex_unlock(&io->lock);
+    run_tasks(tasks);
     while (ex) {
         kz_exchange_t *next = ex->_next;
         kz_exchange_finish(ex);
@@ -719,6 +758,7 @@ static void on_flush_check(uv_check_t *h)
 static void io_main(void *arg)
 {
     kz_io_t *io = arg;
+    current_io = io->index;
     uv_run(&io->loop, UV_RUN_DEFAULT);
 }
 
@@ -872,6 +912,11 @@ void kz_server_destroy(kz_server_t *srv)
         /* Threads never started (a failed create): close what was opened. */
         uv_walk(&io->loop, close_any, NULL);
         uv_run(&io->loop, UV_RUN_DEFAULT);
+        /* Tasks posted after the thread stopped release what they hold. */
+        current_io = io->index;
+        run_tasks(io->task_head);
+        current_io = -1;
+        io->task_head = io->task_tail = NULL;
         uv_loop_close(&io->loop);
         pthread_mutex_destroy(&io->lock);
         kz_free(io);

@@ -436,6 +436,7 @@ int kz_exchange_upgrade(kz_exchange_t *ex, const kz_ws_handler_t *h, void *user)
     }
     enqueue(c->ws, frame_raw(resp, strlen(resp)));
     kz_free(resp);
+    if (h->on_open) h->on_open(c->ws);
     if (extra_len) kz_ws_feed(c, extra, extra_len);
     kz_free(extra);
     return 0;

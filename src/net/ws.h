@@ -41,6 +41,8 @@ kz_frame_t *kz_frame_retain(kz_frame_t *f);
 void kz_frame_release(kz_frame_t *f);
 
 typedef struct kz_ws_handler {
+    /* The socket is open (called once, before any message). */
+    void (*on_open)(kz_ws_t *ws);
     /* A whole message arrived (binary or text). */
     void (*on_message)(kz_ws_t *ws, bool binary, const char *data, size_t len);
     /* The socket is going away (any reason); user state may be freed here. */

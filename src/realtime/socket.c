@@ -9,7 +9,6 @@
 #include "realtime/socket.h"
 
 #include <jansson.h>
-#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 
@@ -18,68 +17,17 @@
 #include "core/log.h"
 #include "core/uuid.h"
 #include "net/ws.h"
+#include "realtime/envelope.h"
+#include "realtime/router.h"
 
-/* Realtime error codes. */
-enum {
-    RT_RUNTIME_EXCEPTION = 0,
-    RT_UNRECOGNIZED_PAYLOAD = 1,
-    RT_MISSING_PAYLOAD = 2,
-    RT_BAD_INPUT = 3,
-};
-
-typedef struct rt_session {
-    const kz_app_t *app;
-    char id[37];        /* session id */
-    char uid[37];       /* user id */
-    char username[129];
-    char lang[32];
-    bool status;        /* appears online to followers */
-} rt_session_t;
-
-static atomic_int session_count;
-
-int kz_rt_session_count(void)
-{
-    return atomic_load(&session_count);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Replies                                                                  */
-
-/* Sends obj (stolen) as one text frame. */
-static void send_json(kz_ws_t *ws, json_t *obj)
-{
-    char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(obj);
-    kz_ws_send_msg(ws, false, s, strlen(s));
-    free(s);
-}
-
-/* An envelope with the cid (when given) and one message. */
-static json_t *envelope(const char *cid, const char *key, json_t *msg)
-{
-    json_t *e = json_object();
-    if (cid) json_object_set_new(e, "cid", json_string(cid));
-    if (key) json_object_set_new(e, key, msg);
-    return e;
-}
-
-static void send_error(kz_ws_t *ws, const char *cid, int code, const char *message)
-{
-    json_t *err = json_object();
-    if (code) json_object_set_new(err, "code", json_integer(code)); /* 0 is omitted */
-    json_object_set_new(err, "message", json_string(message));
-    send_json(ws, envelope(cid, "error", err));
-}
+typedef kz_rt_sess_t rt_session_t;
 
 /* ------------------------------------------------------------------------ */
 /* Messages                                                                 */
 
-typedef void (*rt_handler_fn)(kz_ws_t *ws, rt_session_t *s, const char *cid, json_t *msg);
-
 static void h_ping(kz_ws_t *ws, rt_session_t *s, const char *cid, json_t *msg)
 {
-    send_json(ws, envelope(cid, "pong", json_object()));
+    kz_rt_reply(ws, kz_rt_envelope(cid, "pong", json_object()));
 }
 
 static void h_pong(kz_ws_t *ws, rt_session_t *s, const char *cid, json_t *msg)
@@ -91,25 +39,25 @@ static void h_pong(kz_ws_t *ws, rt_session_t *s, const char *cid, json_t *msg)
  * with an error naming them, and the socket stays open. */
 static const struct {
     const char *key;
-    rt_handler_fn fn;
+    kz_rt_handler_fn fn;
 } client_kinds[] = {
     {"channel_join", NULL},
     {"channel_leave", NULL},
     {"channel_message_send", NULL},
     {"channel_message_update", NULL},
     {"channel_message_remove", NULL},
-    {"match_create", NULL},
-    {"match_data_send", NULL},
-    {"match_join", NULL},
-    {"match_leave", NULL},
+    {"match_create", kz_rt_match_create},
+    {"match_data_send", kz_rt_match_data_send},
+    {"match_join", kz_rt_match_join},
+    {"match_leave", kz_rt_match_leave},
     {"matchmaker_add", NULL},
     {"matchmaker_remove", NULL},
     {"ping", h_ping},
     {"pong", h_pong},
     {"rpc", NULL},
-    {"status_follow", NULL},
-    {"status_unfollow", NULL},
-    {"status_update", NULL},
+    {"status_follow", kz_rt_status_follow},
+    {"status_unfollow", kz_rt_status_unfollow},
+    {"status_update", kz_rt_status_update},
     {"party_create", NULL},
     {"party_join", NULL},
     {"party_leave", NULL},
@@ -180,7 +128,7 @@ static void on_message(kz_ws_t *ws, bool binary, const char *data, size_t len)
         }
     }
     if (!kind) {
-        send_error(ws, cid, RT_MISSING_PAYLOAD, "Missing message.");
+        kz_rt_error(ws, cid, KZ_RT_MISSING_PAYLOAD, "Missing message.");
         kz_ws_close(ws, 1000, "Missing message.");
         goto out;
     }
@@ -194,13 +142,13 @@ static void on_message(kz_ws_t *ws, bool binary, const char *data, size_t len)
         } else {
             char text[128];
             snprintf(text, sizeof text, "%s is not supported by this server yet.", name);
-            send_error(ws, cid, RT_UNRECOGNIZED_PAYLOAD, text);
+            kz_rt_error(ws, cid, KZ_RT_UNRECOGNIZED_PAYLOAD, text);
         }
         goto out;
     }
     for (size_t i = 0; i < sizeof server_kinds / sizeof server_kinds[0]; i++) {
         if (strcmp(name, server_kinds[i]) == 0) {
-            send_error(ws, cid, RT_UNRECOGNIZED_PAYLOAD, "Unrecognized message.");
+            kz_rt_error(ws, cid, KZ_RT_UNRECOGNIZED_PAYLOAD, "Unrecognized message.");
             kz_ws_close(ws, 1000, "Unrecognized message.");
             goto out;
         }
@@ -212,15 +160,20 @@ out:
     json_decref(env);
 }
 
+static void on_open(kz_ws_t *ws)
+{
+    rt_session_t *s = kz_ws_user(ws);
+    s->ws = ws;
+}
+
 static void on_close(kz_ws_t *ws)
 {
     rt_session_t *s = kz_ws_user(ws);
     kz_log_debug("socket %s of user %s closed", s->id, s->uid);
-    atomic_fetch_sub(&session_count, 1);
-    kz_free(s);
+    kz_rt_sess_close(s);
 }
 
-static const kz_ws_handler_t handler = {.on_message = on_message, .on_close = on_close};
+static const kz_ws_handler_t handler = {.on_open = on_open, .on_message = on_message, .on_close = on_close};
 
 /* ------------------------------------------------------------------------ */
 /* Upgrade                                                                  */
@@ -267,19 +220,17 @@ void kz_rt_accept(kz_exchange_t *ex, const kz_app_t *app)
         reply_text(ex, 400, "WebSocket upgrade required");
         return;
     }
-    rt_session_t *s = kz_calloc(1, sizeof *s);
-    s->app = app;
-    kz_uuid_v4(s->id);
-    memcpy(s->uid, claims.uid, sizeof s->uid);
-    memcpy(s->username, claims.usn, sizeof s->username);
     char *lang = kz_query_get(q, "lang");
-    snprintf(s->lang, sizeof s->lang, "%s", lang && *lang ? lang : "en");
+    rt_session_t *s = kz_rt_sess_open(app, kz_server_current_thread(), claims.uid, claims.usn,
+                                       lang && *lang ? lang : "en", status);
     kz_free(lang);
-    s->status = status;
     kz_claims_clear(&claims);
-    atomic_fetch_add(&session_count, 1);
-    if (kz_exchange_upgrade(ex, &handler, s) != 0) {
-        atomic_fetch_sub(&session_count, 1);
-        kz_free(s);
-    }
+    /* A failed upgrade never opened the socket: the session goes at once. */
+    if (kz_exchange_upgrade(ex, &handler, s) != 0) kz_rt_sess_close(s);
+}
+
+void kz_rt_init(void)
+{
+    kz_rt_match_init();
+    kz_rt_status_init();
 }

@@ -13,7 +13,7 @@
  * connection; 401 with no upgrade for a missing or bad token. I/O thread. */
 void kz_rt_accept(kz_exchange_t *ex, const kz_app_t *app);
 
-/* Sockets currently open in this process (all threads). */
-int kz_rt_session_count(void);
+/* Sets up the realtime areas (their session close hooks). Once, at start-up. */
+void kz_rt_init(void);
 
 #endif

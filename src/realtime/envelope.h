@@ -1,0 +1,50 @@
+/* Realtime envelopes (JSON format): building replies, errors and events,
+ * and the handlers of the client message kinds, one file per area. */
+#ifndef KZ_REALTIME_ENVELOPE_H
+#define KZ_REALTIME_ENVELOPE_H
+
+#include <jansson.h>
+
+#include "net/ws.h"
+#include "realtime/router.h"
+
+/* Realtime error codes (Nakama's). */
+enum {
+    KZ_RT_RUNTIME_EXCEPTION = 0,
+    KZ_RT_UNRECOGNIZED_PAYLOAD = 1,
+    KZ_RT_MISSING_PAYLOAD = 2,
+    KZ_RT_BAD_INPUT = 3,
+    KZ_RT_MATCH_NOT_FOUND = 4,
+    KZ_RT_MATCH_JOIN_REJECTED = 5,
+    KZ_RT_RUNTIME_FUNCTION_NOT_FOUND = 6,
+    KZ_RT_RUNTIME_FUNCTION_EXCEPTION = 7,
+};
+
+/* {"cid": cid?, key: msg} (msg stolen; key NULL for an empty ack). */
+json_t *kz_rt_envelope(const char *cid, const char *key, json_t *msg);
+/* Encodes env (stolen) once into a text frame for one or many sockets. */
+kz_frame_t *kz_rt_frame(json_t *env);
+/* Replies on ws: the envelope env (stolen). */
+void kz_rt_reply(kz_ws_t *ws, json_t *env);
+/* Replies an error envelope (code 0 is omitted from the JSON, as Nakama does). */
+void kz_rt_error(kz_ws_t *ws, const char *cid, int code, const char *message);
+
+/* A client message handler: runs on the socket's I/O thread with the
+ * message object (borrowed). */
+typedef void (*kz_rt_handler_fn)(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+
+/* realtime/match.c: relayed matches */
+void kz_rt_match_create(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_match_join(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_match_leave(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_match_data_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+/* Registers the match close hook (leave every match on disconnect). */
+void kz_rt_match_init(void);
+
+/* realtime/status.c: status presence */
+void kz_rt_status_follow(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_status_unfollow(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_status_update(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_status_init(void);
+
+#endif

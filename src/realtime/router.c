@@ -1,0 +1,179 @@
+/* The realtime router: see realtime/router.h. */
+#include "realtime/router.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "core/alloc.h"
+#include "core/uuid.h"
+
+#define KZ_RT_BUCKETS 65536 /* power of two; chains stay short well past 100k sessions */
+#define KZ_RT_MAX_HOOKS 16
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static kz_rt_sess_t **by_user; /* buckets by user id */
+static kz_rt_sess_t **by_id;   /* buckets by session id */
+static int open_count;
+static kz_rt_close_hook hooks[KZ_RT_MAX_HOOKS];
+static int nhooks;
+
+static size_t bucket(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)(h & (KZ_RT_BUCKETS - 1));
+}
+
+kz_rt_sess_t *kz_rt_sess_retain(kz_rt_sess_t *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    return s;
+}
+
+void kz_rt_sess_release(kz_rt_sess_t *s)
+{
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) kz_free(s);
+}
+
+void kz_rt_add_close_hook(kz_rt_close_hook hook)
+{
+    if (nhooks < KZ_RT_MAX_HOOKS) hooks[nhooks++] = hook;
+}
+
+kz_rt_sess_t *kz_rt_sess_open(const struct kz_app *app, int io, const char *uid, const char *username,
+                              const char *lang, bool status)
+{
+    kz_rt_sess_t *s = kz_calloc(1, sizeof *s);
+    atomic_init(&s->refs, 1);
+    s->app = app;
+    s->io = io;
+    kz_uuid_v4(s->id);
+    snprintf(s->uid, sizeof s->uid, "%s", uid);
+    snprintf(s->username, sizeof s->username, "%s", username);
+    snprintf(s->lang, sizeof s->lang, "%s", lang);
+    s->status = status;
+    pthread_mutex_lock(&reg_lock);
+    if (!by_user) {
+        by_user = kz_calloc(KZ_RT_BUCKETS, sizeof *by_user);
+        by_id = kz_calloc(KZ_RT_BUCKETS, sizeof *by_id);
+    }
+    size_t u = bucket(s->uid), i = bucket(s->id);
+    s->_by_user = by_user[u];
+    by_user[u] = s;
+    s->_by_id = by_id[i];
+    by_id[i] = s;
+    open_count++;
+    pthread_mutex_unlock(&reg_lock);
+    return s;
+}
+
+/* Unlinks s from a chain threaded through the field at offset off. */
+static void unlink_chain(kz_rt_sess_t **head, kz_rt_sess_t *s, size_t off)
+{
+    while (*head && *head != s) head = (kz_rt_sess_t **)((char *)*head + off);
+    if (*head) *head = *(kz_rt_sess_t **)((char *)s + off);
+}
+
+void kz_rt_sess_close(kz_rt_sess_t *s)
+{
+    for (int i = 0; i < nhooks; i++) hooks[i](s);
+    s->ws = NULL;
+    pthread_mutex_lock(&reg_lock);
+    unlink_chain(&by_user[bucket(s->uid)], s, offsetof(kz_rt_sess_t, _by_user));
+    unlink_chain(&by_id[bucket(s->id)], s, offsetof(kz_rt_sess_t, _by_id));
+    open_count--;
+    pthread_mutex_unlock(&reg_lock);
+    kz_rt_sess_release(s);
+}
+
+int kz_rt_session_count(void)
+{
+    pthread_mutex_lock(&reg_lock);
+    int n = open_count;
+    pthread_mutex_unlock(&reg_lock);
+    return n;
+}
+
+int kz_rt_user_sessions(const char *uid, kz_rt_sess_t ***out)
+{
+    *out = NULL;
+    int n = 0, cap = 0;
+    pthread_mutex_lock(&reg_lock);
+    for (kz_rt_sess_t *s = by_user ? by_user[bucket(uid)] : NULL; s; s = s->_by_user) {
+        if (strcmp(s->uid, uid) != 0) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4;
+            *out = kz_realloc(*out, sizeof **out * (size_t)cap);
+        }
+        (*out)[n++] = kz_rt_sess_retain(s);
+    }
+    pthread_mutex_unlock(&reg_lock);
+    return n;
+}
+
+kz_rt_sess_t *kz_rt_session_find(const char *id)
+{
+    kz_rt_sess_t *found = NULL;
+    pthread_mutex_lock(&reg_lock);
+    for (kz_rt_sess_t *s = by_id ? by_id[bucket(id)] : NULL; s; s = s->_by_id)
+        if (strcmp(s->id, id) == 0) {
+            found = kz_rt_sess_retain(s);
+            break;
+        }
+    pthread_mutex_unlock(&reg_lock);
+    return found;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Delivery                                                                 */
+
+typedef struct batch_task {
+    kz_task_t task;
+    kz_frame_t *f;
+    int n;
+    kz_rt_sess_t *s[]; /* retained */
+} batch_task_t;
+
+static void batch_run(kz_task_t *t)
+{
+    batch_task_t *b = (batch_task_t *)t;
+    for (int i = 0; i < b->n; i++) {
+        if (b->s[i]->ws) kz_ws_send(b->s[i]->ws, b->f);
+        kz_rt_sess_release(b->s[i]);
+    }
+    kz_frame_release(b->f);
+    kz_free(b);
+}
+
+void kz_rt_send(kz_rt_sess_t *s, kz_frame_t *f)
+{
+    kz_rt_send_many(&s, 1, f);
+}
+
+void kz_rt_send_many(kz_rt_sess_t *const *s, int n, kz_frame_t *f)
+{
+    if (n <= 0) return;
+    kz_server_t *srv = s[0]->app->server;
+    int here = kz_server_current_thread();
+    int nio = kz_server_threads(srv);
+    /* Count per thread, deliver locally at once, then one task per thread. */
+    int counts[256] = {0};
+    for (int i = 0; i < n; i++) {
+        if (s[i]->io == here) {
+            if (s[i]->ws) kz_ws_send(s[i]->ws, f);
+        } else if (s[i]->io < 256) {
+            counts[s[i]->io]++;
+        }
+    }
+    for (int io = 0; io < nio && io < 256; io++) {
+        if (!counts[io]) continue;
+        batch_task_t *b = kz_malloc(sizeof *b + sizeof b->s[0] * (size_t)counts[io]);
+        b->task.run = batch_run;
+        b->f = kz_frame_retain(f);
+        b->n = 0;
+        for (int i = 0; i < n; i++)
+            if (s[i]->io == io) b->s[b->n++] = kz_rt_sess_retain(s[i]);
+        kz_server_post(srv, io, &b->task);
+    }
+}
