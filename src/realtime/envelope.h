@@ -4,9 +4,11 @@
 #define KZ_REALTIME_ENVELOPE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "net/ws.h"
 #include "realtime/router.h"
+#include "store/db.h"
 
 /* Realtime error codes (Nakama's). */
 enum {
@@ -29,6 +31,14 @@ void kz_rt_reply(kz_ws_t *ws, json_t *env);
 /* Replies an error envelope (code 0 is omitted from the JSON, as Nakama does). */
 void kz_rt_error(kz_ws_t *ws, const char *cid, int code, const char *message);
 
+/* Blocking work for a realtime message (the store, later Lua): work runs on
+ * a worker thread with that worker's database connection, then done runs
+ * back on the session's I/O thread (s->ws is NULL there if the socket closed
+ * meanwhile). Returns false, having run nothing, when the pool is full. */
+typedef void (*kz_rt_work_fn)(kz_db_t *db, void *arg);
+typedef void (*kz_rt_done_fn)(kz_rt_sess_t *s, void *arg);
+bool kz_rt_submit(kz_rt_sess_t *s, kz_rt_work_fn work, kz_rt_done_fn done, void *arg);
+
 /* A client message handler: runs on the socket's I/O thread with the
  * message object (borrowed). */
 typedef void (*kz_rt_handler_fn)(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
@@ -40,6 +50,14 @@ void kz_rt_match_leave(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *ms
 void kz_rt_match_data_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
 /* Registers the match close hook (leave every match on disconnect). */
 void kz_rt_match_init(void);
+
+/* realtime/chat.c: chat channels */
+void kz_rt_channel_join(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_channel_leave(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_channel_message_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_channel_message_update(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_channel_message_remove(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_chat_init(void);
 
 /* realtime/status.c: status presence */
 void kz_rt_status_follow(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);

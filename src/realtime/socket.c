@@ -41,11 +41,11 @@ static const struct {
     const char *key;
     kz_rt_handler_fn fn;
 } client_kinds[] = {
-    {"channel_join", NULL},
-    {"channel_leave", NULL},
-    {"channel_message_send", NULL},
-    {"channel_message_update", NULL},
-    {"channel_message_remove", NULL},
+    {"channel_join", kz_rt_channel_join},
+    {"channel_leave", kz_rt_channel_leave},
+    {"channel_message_send", kz_rt_channel_message_send},
+    {"channel_message_update", kz_rt_channel_message_update},
+    {"channel_message_remove", kz_rt_channel_message_remove},
     {"match_create", kz_rt_match_create},
     {"match_data_send", kz_rt_match_data_send},
     {"match_join", kz_rt_match_join},
@@ -232,5 +232,6 @@ void kz_rt_accept(kz_exchange_t *ex, const kz_app_t *app)
 void kz_rt_init(void)
 {
     kz_rt_match_init();
+    kz_rt_chat_init();
     kz_rt_status_init();
 }
