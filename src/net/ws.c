@@ -19,7 +19,7 @@
 
 struct kz_ws {
     kz_conn_t *conn;
-    wslay_event_context_ptr ctx;
+    wslay_event_context_ptr ctx; /* only while needed (see ctx_drop_if_idle); NULL when idle */
     const kz_ws_handler_t *h;
     void *user;
     const char *in;       /* bytes being fed to wslay (borrowed, during kz_ws_feed) */
@@ -33,6 +33,12 @@ struct kz_ws {
     bool closing;         /* close frame queued or connection failing: no more data */
     bool closed;          /* on_close was called */
     int64_t last_recv_ms; /* last time anything arrived */
+    /* Frame boundaries of the input, followed alongside wslay so its
+     * context (9 KiB) can be dropped between messages. */
+    uint64_t fr_left;     /* payload bytes of the current frame still to come */
+    uint8_t hdr[14];      /* the current frame header, while incomplete */
+    uint8_t hdr_len;      /* bytes of hdr collected (0 = at a frame start) */
+    bool in_message;      /* a fragmented data message is in progress */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -181,7 +187,7 @@ static void ws_write_done(uv_write_t *req, int status)
     }
     if (ws->qlen) {
         ws_write(ws);
-    } else if (ws->closing && c->state != CONN_CLOSING &&
+    } else if (ws->closing && c->state != CONN_CLOSING && ws->ctx &&
                !wslay_event_want_write(ws->ctx)) {
         /* The close frame is out (or we failed the connection): done. */
         if (!wslay_event_want_read(ws->ctx) || wslay_event_get_close_sent(ws->ctx)) kz_conn_close(c);
@@ -254,12 +260,69 @@ static const struct wslay_event_callbacks callbacks = {
 
 static void ws_timer_cb(uv_timer_t *t);
 
+/* Creates wslay's context when the socket needs one. Returns false when
+ * it cannot (the connection is then closed). */
+static bool ctx_ensure(kz_ws_t *ws)
+{
+    if (ws->ctx) return true;
+    if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0) {
+        ws->ctx = NULL;
+        kz_conn_close(ws->conn);
+        return false;
+    }
+    wslay_event_config_set_max_recv_msg_length(
+        ws->ctx, (uint64_t)ws->conn->io->srv->cfg->socket.max_message_size_bytes);
+    return true;
+}
+
+/* Drops the context while the socket is idle: between whole messages, with
+ * nothing of wslay's left to send and no close under way. An idle socket
+ * then holds no more than its connection and session. */
+static void ctx_drop_if_idle(kz_ws_t *ws)
+{
+    if (!ws->ctx || ws->closing || ws->hdr_len || ws->fr_left || ws->in_message) return;
+    if (wslay_event_want_write(ws->ctx) || !wslay_event_want_read(ws->ctx)) return;
+    wslay_event_context_free(ws->ctx);
+    ws->ctx = NULL;
+}
+
+/* Follows frame boundaries through data (the same bytes wslay parses). */
+static void track_frames(kz_ws_t *ws, const uint8_t *p, size_t len)
+{
+    while (len) {
+        if (ws->fr_left) {
+            uint64_t n = len < ws->fr_left ? len : ws->fr_left;
+            ws->fr_left -= n;
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        ws->hdr[ws->hdr_len++] = *p++;
+        len--;
+        if (ws->hdr_len < 2) continue;
+        uint8_t len7 = ws->hdr[1] & 0x7f;
+        size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+        size_t need = 2 + ext + ((ws->hdr[1] & 0x80) ? 4 : 0);
+        if (ws->hdr_len < need) continue;
+        uint64_t plen = len7;
+        if (ext) {
+            plen = 0;
+            for (size_t i = 0; i < ext; i++) plen = (plen << 8) | ws->hdr[2 + i];
+        }
+        uint8_t opcode = ws->hdr[0] & 0x0f;
+        bool fin = (ws->hdr[0] & 0x80) != 0;
+        if (opcode < 0x8) ws->in_message = !fin; /* data or continuation frames */
+        ws->fr_left = plen;
+        ws->hdr_len = 0;
+    }
+}
+
 /* After wslay had a turn: pushes its frames into the queue and closes the
  * connection when the protocol is finished. */
 static void ws_pump(kz_ws_t *ws)
 {
     kz_conn_t *c = ws->conn;
-    if (c->state == CONN_CLOSING) return;
+    if (c->state == CONN_CLOSING || !ws->ctx) return;
     if (wslay_event_send(ws->ctx) != 0) {
         kz_conn_close(c);
         return;
@@ -274,6 +337,8 @@ void kz_ws_feed(kz_conn_t *c, const char *data, size_t len)
 {
     kz_ws_t *ws = c->ws;
     ws->last_recv_ms = kz_now_ms();
+    if (!ctx_ensure(ws)) return;
+    track_frames(ws, (const uint8_t *)data, len);
     ws->in = data;
     ws->in_len = len;
     int rc = wslay_event_recv(ws->ctx);
@@ -286,6 +351,7 @@ void kz_ws_feed(kz_conn_t *c, const char *data, size_t len)
     if (c->state == CONN_CLOSING) return;
     if (!wslay_event_want_read(ws->ctx)) ws->closing = true;
     ws_pump(ws);
+    if (c->state != CONN_CLOSING) ctx_drop_if_idle(ws);
 }
 
 /* Keep-alive: a control ping every ping_period_ms; no traffic for
@@ -300,9 +366,12 @@ static void ws_timer_cb(uv_timer_t *t)
         kz_conn_close(c);
         return;
     }
+    if (!ctx_ensure(ws)) return;
     struct wslay_event_msg ping = {.opcode = WSLAY_PING, .msg = NULL, .msg_length = 0};
     wslay_event_queue_msg(ws->ctx, &ping);
     ws_pump(ws);
+    if (c->state == CONN_CLOSING) return;
+    ctx_drop_if_idle(ws);
     kz_conn_arm(c, cfg->socket.ping_period_ms, ws_timer_cb);
 }
 
@@ -310,6 +379,7 @@ void kz_ws_close(kz_ws_t *ws, uint16_t code, const char *reason)
 {
     kz_conn_t *c = ws->conn;
     if (ws->closing || c->state == CONN_CLOSING) return;
+    if (!ctx_ensure(ws)) return;
     ws->closing = true;
     wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
     ws_pump(ws);
@@ -323,12 +393,6 @@ int kz_ws_start(kz_conn_t *c, const kz_ws_handler_t *h, void *user, const char *
     ws->h = h;
     ws->user = user;
     ws->last_recv_ms = kz_now_ms();
-    if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0) {
-        kz_free(ws);
-        return -1;
-    }
-    wslay_event_config_set_max_recv_msg_length(ws->ctx,
-                                               (uint64_t)c->io->srv->cfg->socket.max_message_size_bytes);
     c->ws = ws;
     c->state = CONN_WEBSOCKET;
     kz_conn_arm(c, c->io->srv->cfg->socket.ping_period_ms, ws_timer_cb);
@@ -359,7 +423,7 @@ void kz_ws_free(kz_conn_t *c)
     for (int i = 0; i < ws->qlen; i++) kz_frame_release(ws->q[(ws->qhead + i) % ws->qcap]);
     kz_free(ws->q);
     kz_free(ws->wbufs);
-    wslay_event_context_free(ws->ctx);
+    if (ws->ctx) wslay_event_context_free(ws->ctx);
     kz_free(ws);
     c->ws = NULL;
 }
