@@ -16,6 +16,7 @@
 
 #define KZ_WS_CLOSE_WAIT_MS 2000 /* how long a close handshake may take */
 #define KZ_WS_MAX_IOV 256        /* frames per vectored write */
+#define KZ_WS_BURST_FACTOR 64    /* hard cap on a queue: this many times outgoing_queue_size */
 
 struct kz_ws {
     kz_conn_t *conn;
@@ -123,7 +124,15 @@ static void enqueue(kz_ws_t *ws, kz_frame_t *f)
 bool kz_ws_send(kz_ws_t *ws, kz_frame_t *f)
 {
     if (ws->closing || ws->conn->state == CONN_CLOSING) return false;
-    if (ws->qlen >= ws->conn->io->srv->cfg->socket.outgoing_queue_size) {
+    /* A slow consumer is one whose last write has not drained into the
+     * kernel while socket.outgoing_queue_size more frames wait behind it.
+     * Frames queued in the current loop turn go out at its end, so a burst
+     * to a reader that keeps up is not cut off; a hard cap bounds even
+     * that. */
+    int bound = ws->conn->io->srv->cfg->socket.outgoing_queue_size;
+    bool backlog = ws->writing && uv_stream_get_write_queue_size((uv_stream_t *)&ws->conn->tcp) > 0 &&
+                   ws->qlen - ws->writing >= bound;
+    if (backlog || ws->qlen >= bound * KZ_WS_BURST_FACTOR) {
         /* A slow consumer: cut it off rather than let its backlog grow. */
         kz_log_debug("websocket outgoing queue full (%d messages): disconnecting", ws->qlen);
         kz_ws_close(ws, 1008, "Slow consumer: outgoing queue full.");

@@ -1,0 +1,45 @@
+/* Relayed matches: internal declarations of realtime/match.c.
+ *
+ * The handlers themselves are declared in realtime/envelope.h; this header
+ * holds the bounds and the pure helpers (match ids, bytes, int64 input) so
+ * the unit tests can reach them. */
+#ifndef KZ_REALTIME_MATCH_H
+#define KZ_REALTIME_MATCH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Members of one relayed match; a join past it is refused (Nakama has no
+ * bound; a relayed match is meant for a handful of players). */
+#define KZ_MATCH_MAX_MEMBERS 256
+/* Matches one socket may be in at once. */
+#define KZ_MATCH_MAX_PER_SESSION 64
+
+/* Parses a UUID in any form Nakama's uuid.FromString accepts (canonical,
+ * 32 hex digits, {braced}, urn:uuid: prefixed; either case) from s[0..n)
+ * into canonical lower-case text. False when it is not one. */
+bool kz_match_uuid_parse(const char *s, size_t n, char out[37]);
+
+/* Splits a match id "<uuid>.<node>" at its first dot: the canonical uuid
+ * goes to uuid and *node points at the node part (empty for a relayed
+ * match). False without a dot or with a bad uuid ("Invalid match ID"). */
+bool kz_match_id_parse(const char *id, char uuid[37], const char **node);
+
+/* The name-based (version 5, SHA-1) UUID of name[0..n) in the DNS
+ * namespace, as Nakama derives a named relayed match's id. */
+void kz_match_uuid_v5_dns(const char *name, size_t n, char out[37]);
+
+/* Standard base64 with padding of b[0..n): an owned NUL-terminated string. */
+char *kz_match_b64_encode(const void *b, size_t n);
+/* Decodes protobuf-JSON bytes: standard or URL-safe alphabet, padded or
+ * not. Returns an owned buffer (length in *outlen, never NULL on success,
+ * even for empty input) or NULL when s[0..n) is not base64. */
+unsigned char *kz_match_b64_decode(const char *s, size_t n, size_t *outlen);
+
+/* A protobuf-JSON int64: a JSON integer, or a string holding a decimal
+ * integer (optional sign). False for anything else or out of range. */
+bool kz_match_int64(const json_t *v, int64_t *out);
+
+#endif
