@@ -37,6 +37,9 @@ void kz_h_friends_of_friends(kz_call_t *call);
 void kz_h_notifications_list(kz_call_t *call);
 void kz_h_notifications_delete(kz_call_t *call);
 
+/* api/channel.c */
+void kz_h_channel_messages_list(kz_call_t *call);
+
 /* api/groups.c */
 void kz_h_groups_list(kz_call_t *call);
 void kz_h_group_create(kz_call_t *call);

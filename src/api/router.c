@@ -60,6 +60,7 @@ const kz_route_t kz_routes[] = {
     {HTTP_GET, "/v2/friend/friends", "ListFriendsOfFriends", KZ_AUTH_SESSION, kz_h_friends_of_friends},
     {HTTP_POST, "/v2/friend/facebook", "ImportFacebookFriends", KZ_AUTH_SESSION, kz_h_social_unconfigured},
     {HTTP_POST, "/v2/friend/steam", "ImportSteamFriends", KZ_AUTH_SESSION, kz_h_social_unconfigured},
+    {HTTP_GET, "/v2/channel/{channel_id}", "ListChannelMessages", KZ_AUTH_SESSION, kz_h_channel_messages_list},
     {HTTP_GET, "/v2/notification", "ListNotifications", KZ_AUTH_SESSION, kz_h_notifications_list},
     {HTTP_DELETE, "/v2/notification", "DeleteNotifications", KZ_AUTH_SESSION, kz_h_notifications_delete},
     {HTTP_GET, "/v2/group", "ListGroups", KZ_AUTH_SESSION, kz_h_groups_list},

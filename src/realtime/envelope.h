@@ -63,6 +63,9 @@ void kz_rt_chat_init(void);
 void kz_rt_status_follow(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
 void kz_rt_status_unfollow(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
 void kz_rt_status_update(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+/* The session's socket has opened (its thread): with status=true it comes
+ * online for its followers. */
+void kz_rt_status_online(kz_rt_sess_t *s);
 void kz_rt_status_init(void);
 
 #endif

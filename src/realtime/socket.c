@@ -18,6 +18,8 @@
 #include "core/uuid.h"
 #include "net/ws.h"
 #include "realtime/envelope.h"
+#include "realtime/notify.h"
+#include "store/notification.h"
 #include "realtime/router.h"
 
 typedef kz_rt_sess_t rt_session_t;
@@ -164,6 +166,7 @@ static void on_open(kz_ws_t *ws)
 {
     rt_session_t *s = kz_ws_user(ws);
     s->ws = ws;
+    kz_rt_status_online(s);
 }
 
 static void on_close(kz_ws_t *ws)
@@ -229,8 +232,27 @@ void kz_rt_accept(kz_exchange_t *ex, const kz_app_t *app)
     if (kz_exchange_upgrade(ex, &handler, s) != 0) kz_rt_sess_close(s);
 }
 
+/* Stored notifications go live after their transaction commits. */
+static void notification_sink(const kz_notification_t *n, int count, bool in_tx)
+{
+    if (in_tx)
+        kz_rt_notify_defer(n, count);
+    else
+        kz_rt_notify(n, count);
+}
+
+static void tx_end(bool committed)
+{
+    if (committed)
+        kz_rt_notify_flush();
+    else
+        kz_rt_notify_discard();
+}
+
 void kz_rt_init(void)
 {
+    kz_store_set_notification_sink(notification_sink);
+    kz_db_set_tx_end_hook(tx_end);
     kz_rt_match_init();
     kz_rt_chat_init();
     kz_rt_status_init();

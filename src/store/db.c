@@ -12,6 +12,14 @@
 #include <stdio.h>
 #include <string.h>
 
+/* See kz_db_set_tx_end_hook. */
+static kz_db_tx_end_fn tx_end_hook;
+
+void kz_db_set_tx_end_hook(kz_db_tx_end_fn fn)
+{
+    tx_end_hook = fn;
+}
+
 kz_dbval_t kz_dbtext(const char *s)
 {
     if (!s) return KZ_DBNULL;
@@ -177,12 +185,14 @@ int kz_db_commit(kz_db_t *db)
     uint64_t t0 = kz_mono_ns();
     int rc = db->ops->commit(db);
     observe(t0);
+    if (tx_end_hook) tx_end_hook(rc == KZ_DB_OK);
     if (rc != KZ_DB_OK) kz_db_log_failure(db, rc, "COMMIT");
     return rc;
 }
 
 int kz_db_rollback(kz_db_t *db)
 {
+    if (tx_end_hook) tx_end_hook(false); /* nothing written in it happened */
     if (!db->in_tx) return KZ_DB_OK;
     uint64_t t0 = kz_mono_ns();
     int rc = db->ops->rollback(db);

@@ -89,6 +89,12 @@ int kz_db_begin_read(kz_db_t *db);
 int kz_db_commit(kz_db_t *db);
 int kz_db_rollback(kz_db_t *db);
 
+/* Work that must wait until a transaction's writes are durable (live
+ * notifications): fn runs on the thread that ended the transaction, with
+ * committed false after a rollback or a failed commit. Set once at start-up. */
+typedef void (*kz_db_tx_end_fn)(bool committed);
+void kz_db_set_tx_end_hook(kz_db_tx_end_fn fn);
+
 /* Schema migrations, versioned and applied in order inside transactions;
  * kz_migrate_up applies the missing ones (idempotent). kz_migrate_status
  * writes one line per migration ("applied" / "pending") to out. */

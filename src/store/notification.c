@@ -13,6 +13,14 @@
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/uuid.h"
+#include "store/db_internal.h"
+
+static kz_notification_sink_fn sink;
+
+void kz_store_set_notification_sink(kz_notification_sink_fn fn)
+{
+    sink = fn;
+}
 
 int kz_store_notifications_add(kz_db_t *db, kz_notification_t *n, int count)
 {
@@ -35,6 +43,8 @@ int kz_store_notifications_add(kz_db_t *db, kz_notification_t *n, int count)
                             p, 7, NULL);
         if (rc != KZ_DB_OK) return rc;
     }
+    /* Pushed live once the transaction commits (at once outside one). */
+    if (sink) sink(n, count, db->in_tx);
     return KZ_DB_OK;
 }
 

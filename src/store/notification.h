@@ -34,6 +34,12 @@ typedef struct kz_notification {
     int64_t create_time;  /* unix ms, filled when 0 */
 } kz_notification_t;
 
+/* Where stored notifications go live (the realtime layer registers it at
+ * start-up): in_tx says they were written inside a transaction, so they
+ * must wait for its end (kz_db_set_tx_end_hook). */
+typedef void (*kz_notification_sink_fn)(const kz_notification_t *n, int count, bool in_tx);
+void kz_store_set_notification_sink(kz_notification_sink_fn fn);
+
 /* Stores the persistent ones among n notifications (the caller may hold a
  * transaction). Returns KZ_DB_OK or a kz_db error. */
 int kz_store_notifications_add(kz_db_t *db, kz_notification_t *n, int count);
