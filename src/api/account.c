@@ -12,42 +12,26 @@
 #include "core/uuid.h"
 #include "store/account.h"
 
-/* Sets key to a string when it is set and not empty (Nakama omits empty
- * scalar fields). */
-static void put_str(json_t *o, const char *key, const char *v)
-{
-    if (v && *v) json_object_set_new(o, key, json_string(v));
-}
-
-static void put_time(json_t *o, const char *key, int64_t ms)
-{
-    if (ms <= 0) return;
-    char buf[32];
-    /* Nakama sends account and user times in whole seconds. */
-    kz_rfc3339(ms - ms % 1000, buf);
-    json_object_set_new(o, key, json_string(buf));
-}
-
 json_t *kz_user_json(const kz_user_t *u)
 {
     json_t *o = json_object();
-    put_str(o, "id", u->id);
-    put_str(o, "username", u->username);
-    put_str(o, "display_name", u->display_name);
-    put_str(o, "avatar_url", u->avatar_url);
-    put_str(o, "lang_tag", u->lang_tag);
-    put_str(o, "location", u->location);
-    put_str(o, "timezone", u->timezone);
-    put_str(o, "metadata", u->metadata);
-    put_str(o, "facebook_id", u->facebook_id);
-    put_str(o, "google_id", u->google_id);
-    put_str(o, "gamecenter_id", u->gamecenter_id);
-    put_str(o, "steam_id", u->steam_id);
+    kz_json_put_str(o, "id", u->id);
+    kz_json_put_str(o, "username", u->username);
+    kz_json_put_str(o, "display_name", u->display_name);
+    kz_json_put_str(o, "avatar_url", u->avatar_url);
+    kz_json_put_str(o, "lang_tag", u->lang_tag);
+    kz_json_put_str(o, "location", u->location);
+    kz_json_put_str(o, "timezone", u->timezone);
+    kz_json_put_str(o, "metadata", u->metadata);
+    kz_json_put_str(o, "facebook_id", u->facebook_id);
+    kz_json_put_str(o, "google_id", u->google_id);
+    kz_json_put_str(o, "gamecenter_id", u->gamecenter_id);
+    kz_json_put_str(o, "steam_id", u->steam_id);
     if (u->edge_count) json_object_set_new(o, "edge_count", json_integer(u->edge_count));
-    put_time(o, "create_time", u->create_time);
-    put_time(o, "update_time", u->update_time);
-    put_str(o, "facebook_instant_game_id", u->facebook_instant_game_id);
-    put_str(o, "apple_id", u->apple_id);
+    kz_json_put_time(o, "create_time", u->create_time);
+    kz_json_put_time(o, "update_time", u->update_time);
+    kz_json_put_str(o, "facebook_instant_game_id", u->facebook_instant_game_id);
+    kz_json_put_str(o, "apple_id", u->apple_id);
     return o;
 }
 
@@ -78,8 +62,8 @@ void kz_h_account_get(kz_call_t *call)
     }
     json_t *o = json_object();
     json_object_set_new(o, "user", kz_user_json(&u));
-    put_str(o, "wallet", u.wallet);
-    put_str(o, "email", u.email);
+    kz_json_put_str(o, "wallet", u.wallet);
+    kz_json_put_str(o, "email", u.email);
     if (ndevices) {
         json_t *arr = json_array();
         for (int i = 0; i < ndevices; i++) {
@@ -89,9 +73,9 @@ void kz_h_account_get(kz_call_t *call)
         }
         json_object_set_new(o, "devices", arr);
     }
-    put_str(o, "custom_id", u.custom_id);
-    put_time(o, "verify_time", u.verify_time);
-    put_time(o, "disable_time", u.disable_time);
+    kz_json_put_str(o, "custom_id", u.custom_id);
+    kz_json_put_time(o, "verify_time", u.verify_time);
+    kz_json_put_time(o, "disable_time", u.disable_time);
     kz_store_strings_free(devices, ndevices);
     kz_user_clear(&u);
     kz_reply_json(call->ex, o);

@@ -110,6 +110,15 @@ void kz_reply_empty(kz_exchange_t *ex);
 /* Answers 500 for a store failure and logs it. */
 void kz_reply_store_error(kz_call_t *call, int rc);
 
+/* ---- response fields (api/output.c) ---- */
+
+/* Sets key to the string v unless v is NULL or empty (Nakama omits empty
+ * scalar fields). */
+void kz_json_put_str(json_t *o, const char *key, const char *v);
+/* Sets key to unix milliseconds ms as RFC 3339 in whole seconds, as Nakama
+ * sends API times; nothing when ms <= 0 (unset). */
+void kz_json_put_time(json_t *o, const char *key, int64_t ms);
+
 /* ---- request input (api/input.c) ---- */
 
 /* Parses the body as a JSON object (an empty body is {}). On failure

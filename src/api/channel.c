@@ -87,13 +87,6 @@ static int read_limit(kz_call_t *call, int *limit)
     return 0;
 }
 
-static void put_time(json_t *o, const char *key, int64_t ms)
-{
-    char buf[32];
-    kz_rfc3339(ms - ms % 1000, buf);
-    json_object_set_new(o, key, json_string(buf));
-}
-
 static json_t *message_json(const kz_channel_t *c, const kz_message_t *m)
 {
     json_t *o = json_object();
@@ -103,8 +96,8 @@ static json_t *message_json(const kz_channel_t *c, const kz_message_t *m)
     json_object_set_new(o, "sender_id", json_string(m->sender_id));
     if (m->username && *m->username) json_object_set_new(o, "username", json_string(m->username));
     json_object_set_new(o, "content", json_string(m->content ? m->content : "{}"));
-    put_time(o, "create_time", m->create_time);
-    put_time(o, "update_time", m->update_time);
+    kz_json_put_time(o, "create_time", m->create_time);
+    kz_json_put_time(o, "update_time", m->update_time);
     json_object_set_new(o, "persistent", json_true());
     if (c->mode == KZ_CHAN_ROOM) {
         json_object_set_new(o, "room_name", json_string(c->label));

@@ -18,15 +18,6 @@
 #define FOF_LIST_DEFAULT 10
 #define FOF_LIST_MAX 100
 
-/* RFC 3339 in whole seconds, as Nakama sends friend and user times. */
-static void put_time(json_t *o, const char *key, int64_t ms)
-{
-    if (ms <= 0) return;
-    char buf[32];
-    kz_rfc3339(ms - ms % 1000, buf);
-    json_object_set_new(o, key, json_string(buf));
-}
-
 static void lower_ascii(char *s)
 {
     for (; *s; s++)
@@ -262,7 +253,7 @@ static json_t *friend_json(const kz_friend_t *f)
     json_t *o = json_object();
     json_object_set_new(o, "user", kz_user_json(&f->user));
     json_object_set_new(o, "state", json_integer(f->state)); /* Int32Value: always there */
-    put_time(o, "update_time", f->update_time);
+    kz_json_put_time(o, "update_time", f->update_time);
     if (f->metadata && *f->metadata) json_object_set_new(o, "metadata", json_string(f->metadata));
     return o;
 }

@@ -25,38 +25,23 @@
 /* ------------------------------------------------------------------------ */
 /* Output                                                                   */
 
-/* Sets key to a string when it is set and not empty. */
-static void put_str(json_t *o, const char *key, const char *v)
-{
-    if (v && *v) json_object_set_new(o, key, json_string(v));
-}
-
-/* Sets key to an RFC 3339 time in whole seconds, as Nakama sends them. */
-static void put_time(json_t *o, const char *key, int64_t ms)
-{
-    if (ms <= 0) return;
-    char buf[32];
-    kz_rfc3339(ms - ms % 1000, buf);
-    json_object_set_new(o, key, json_string(buf));
-}
-
 /* The Group message (new reference): zero scalars omitted, `open` (a
  * BoolValue) always present. */
 static json_t *group_json(const kz_group_t *g)
 {
     json_t *o = json_object();
-    put_str(o, "id", g->id);
-    put_str(o, "creator_id", g->creator_id);
-    put_str(o, "name", g->name);
-    put_str(o, "description", g->description);
-    put_str(o, "lang_tag", g->lang_tag);
-    put_str(o, "metadata", g->metadata);
-    put_str(o, "avatar_url", g->avatar_url);
+    kz_json_put_str(o, "id", g->id);
+    kz_json_put_str(o, "creator_id", g->creator_id);
+    kz_json_put_str(o, "name", g->name);
+    kz_json_put_str(o, "description", g->description);
+    kz_json_put_str(o, "lang_tag", g->lang_tag);
+    kz_json_put_str(o, "metadata", g->metadata);
+    kz_json_put_str(o, "avatar_url", g->avatar_url);
     json_object_set_new(o, "open", json_boolean(g->open));
     if (g->edge_count) json_object_set_new(o, "edge_count", json_integer(g->edge_count));
     if (g->max_count) json_object_set_new(o, "max_count", json_integer(g->max_count));
-    put_time(o, "create_time", g->create_time);
-    put_time(o, "update_time", g->update_time);
+    kz_json_put_time(o, "create_time", g->create_time);
+    kz_json_put_time(o, "update_time", g->update_time);
     return o;
 }
 

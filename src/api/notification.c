@@ -18,15 +18,6 @@
 
 static const char malformed_cursor[] = "Malformed cursor was used.";
 
-/* RFC 3339 in whole seconds, as Nakama sends notification times. */
-static void put_time(json_t *o, const char *key, int64_t ms)
-{
-    if (ms <= 0) return;
-    char buf[32];
-    kz_rfc3339(ms - ms % 1000, buf);
-    json_object_set_new(o, key, json_string(buf));
-}
-
 /* Reads the limit query parameter (default, or 1..max). Returns -1 (400
  * answered) when it is not an integer in range. */
 static int read_limit(kz_call_t *call, int def, int max, int *limit)
@@ -91,7 +82,7 @@ static json_t *notification_json(const kz_stored_notification_t *n)
     if (n->content && *n->content) json_object_set_new(o, "content", json_string(n->content));
     if (n->code) json_object_set_new(o, "code", json_integer(n->code));
     if (n->sender_id[0]) json_object_set_new(o, "sender_id", json_string(n->sender_id));
-    put_time(o, "create_time", n->create_time);
+    kz_json_put_time(o, "create_time", n->create_time);
     json_object_set_new(o, "persistent", json_true()); /* only persistent ones are stored */
     return o;
 }

@@ -34,34 +34,19 @@
 /* ------------------------------------------------------------------------ */
 /* Output                                                                   */
 
-/* Sets key to an RFC 3339 time in whole seconds (omitted when unset). */
-static void put_time(json_t *o, const char *key, int64_t ms)
-{
-    if (ms <= 0) return;
-    char buf[32];
-    kz_rfc3339(ms - ms % 1000, buf);
-    json_object_set_new(o, key, json_string(buf));
-}
-
-/* Sets key to s unless empty (Nakama omits empty scalar fields). */
-static void put_str(json_t *o, const char *key, const char *s)
-{
-    if (s && *s) json_object_set_new(o, key, json_string(s));
-}
-
 /* The StorageObject message for o (new reference). */
 static json_t *object_json(const kz_storage_object_t *o)
 {
     json_t *j = json_object();
-    put_str(j, "collection", o->collection);
-    put_str(j, "key", o->key);
-    put_str(j, "user_id", o->user_id);
-    put_str(j, "value", o->value);
-    put_str(j, "version", o->version);
+    kz_json_put_str(j, "collection", o->collection);
+    kz_json_put_str(j, "key", o->key);
+    kz_json_put_str(j, "user_id", o->user_id);
+    kz_json_put_str(j, "value", o->value);
+    kz_json_put_str(j, "version", o->version);
     if (o->permission_read) json_object_set_new(j, "permission_read", json_integer(o->permission_read));
     if (o->permission_write) json_object_set_new(j, "permission_write", json_integer(o->permission_write));
-    put_time(j, "create_time", o->create_time);
-    put_time(j, "update_time", o->update_time);
+    kz_json_put_time(j, "create_time", o->create_time);
+    kz_json_put_time(j, "update_time", o->update_time);
     return j;
 }
 
@@ -378,12 +363,12 @@ void kz_h_storage_write(kz_call_t *call)
         json_t *list = json_array();
         for (size_t i = 0; i < n; i++) {
             json_t *a = json_object();
-            put_str(a, "collection", w[i].collection);
-            put_str(a, "key", w[i].key);
-            put_str(a, "version", acks[i].version);
-            put_str(a, "user_id", w[i].user_id);
-            put_time(a, "create_time", acks[i].create_time);
-            put_time(a, "update_time", acks[i].update_time);
+            kz_json_put_str(a, "collection", w[i].collection);
+            kz_json_put_str(a, "key", w[i].key);
+            kz_json_put_str(a, "version", acks[i].version);
+            kz_json_put_str(a, "user_id", w[i].user_id);
+            kz_json_put_time(a, "create_time", acks[i].create_time);
+            kz_json_put_time(a, "update_time", acks[i].update_time);
             json_array_append_new(list, a);
         }
         json_t *o = json_object();
