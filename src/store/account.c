@@ -39,13 +39,6 @@ void kz_user_clear(kz_user_t *u)
     memset(u, 0, sizeof *u);
 }
 
-static char *col_dup(kz_dbrows_t *r, int col)
-{
-    size_t len;
-    const char *s = kz_db_text(r, col, &len);
-    return s ? kz_strndup(s, len) : NULL;
-}
-
 /* Fills u from a row selected with USER_COLUMNS. */
 static void user_from_row(kz_dbrows_t *r, kz_user_t *u)
 {
@@ -58,7 +51,7 @@ static void user_from_row(kz_dbrows_t *r, kz_user_t *u)
                        &u->email,     &u->password,     &u->custom_id,     &u->facebook_id,
                        &u->google_id, &u->gamecenter_id, &u->steam_id,     &u->apple_id,
                        &u->facebook_instant_game_id};
-    for (int i = 0; i < 17; i++) *fields[i] = col_dup(r, i + 1);
+    for (int i = 0; i < 17; i++) *fields[i] = kz_db_text_dup(r, i + 1);
     u->edge_count = kz_db_int(r, 18);
     u->create_time = kz_db_int(r, 19);
     u->update_time = kz_db_int(r, 20);
@@ -150,7 +143,7 @@ int kz_store_user_devices(kz_db_t *db, const char *user_id, char ***ids, int *n)
             cap = cap ? cap * 2 : 4;
             *ids = kz_realloc(*ids, sizeof(char *) * (size_t)cap);
         }
-        (*ids)[(*n)++] = col_dup(r, 0);
+        (*ids)[(*n)++] = kz_db_text_dup(r, 0);
     }
     kz_db_rows_free(r);
     return rc < 0 ? rc : KZ_DB_OK;

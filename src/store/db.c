@@ -274,3 +274,21 @@ void kz_stmt_cache_clear(kz_stmt_cache_t *c, bool server_alive)
     c->n = 0;
     c->pinned = NULL;
 }
+
+char *kz_db_text_dup(kz_dbrows_t *rows, int col)
+{
+    size_t len;
+    const char *s = kz_db_text(rows, col, &len);
+    return s ? kz_strndup(s, len) : NULL;
+}
+
+void kz_db_text_id(kz_dbrows_t *rows, int col, char out[37])
+{
+    size_t len;
+    const char *s = kz_db_text(rows, col, &len);
+    out[0] = '\0';
+    if (s && len < 37) {
+        memcpy(out, s, len);
+        out[len] = '\0';
+    }
+}

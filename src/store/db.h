@@ -78,6 +78,11 @@ int64_t kz_db_int(kz_dbrows_t *rows, int col);
  * SQL NULL; *len (may be NULL) receives the byte length. */
 const char *kz_db_text(kz_dbrows_t *rows, int col, size_t *len);
 void kz_db_rows_free(kz_dbrows_t *rows);
+/* Owned copy of a text column (kz_free), NULL for SQL NULL. */
+char *kz_db_text_dup(kz_dbrows_t *rows, int col);
+/* Copies a text column holding an id into out ("" when NULL or longer than
+ * a UUID). */
+void kz_db_text_id(kz_dbrows_t *rows, int col, char out[37]);
 
 /* Transactions. kz_db_begin starts a write transaction (SQLite: BEGIN
  * IMMEDIATE behind a process-wide writer mutex, so writers queue in order

@@ -31,35 +31,16 @@
       "create_time, " p "update_time"
 #define PROFILE_NCOLS 17
 
-static char *col_dup(kz_dbrows_t *r, int col)
-{
-    size_t len;
-    const char *s = kz_db_text(r, col, &len);
-    return s ? kz_strndup(s, len) : NULL;
-}
-
-/* Copies text column col into a 37-byte id buffer ("" when NULL or too long). */
-static void col_id(kz_dbrows_t *r, int col, char out[37])
-{
-    size_t len;
-    const char *s = kz_db_text(r, col, &len);
-    out[0] = '\0';
-    if (s && len < 37) {
-        memcpy(out, s, len);
-        out[len] = '\0';
-    }
-}
-
 /* Fills u from PROFILE_COLUMNS starting at column first. */
 static void user_from_cols(kz_dbrows_t *r, int first, kz_user_t *u)
 {
     memset(u, 0, sizeof *u);
-    col_id(r, first, u->id);
+    kz_db_text_id(r, first, u->id);
     char **fields[] = {&u->username,    &u->display_name, &u->avatar_url,  &u->lang_tag,
                        &u->location,    &u->timezone,     &u->metadata,    &u->facebook_id,
                        &u->google_id,   &u->gamecenter_id, &u->steam_id,   &u->apple_id,
                        &u->facebook_instant_game_id};
-    for (int i = 0; i < 13; i++) *fields[i] = col_dup(r, first + 1 + i);
+    for (int i = 0; i < 13; i++) *fields[i] = kz_db_text_dup(r, first + 1 + i);
     u->edge_count = kz_db_int(r, first + 14);
     u->create_time = kz_db_int(r, first + 15);
     u->update_time = kz_db_int(r, first + 16);
@@ -308,7 +289,7 @@ static int add_body(kz_db_t *db, void *arg)
     if (rc != KZ_DB_OK) return rc;
     char *my_name = NULL;
     rc = kz_db_next(r);
-    if (rc == 1) my_name = col_dup(r, 0);
+    if (rc == 1) my_name = kz_db_text_dup(r, 0);
     kz_db_rows_free(r);
     if (rc < 0) return rc;
     if (!my_name) return KZ_STORE_NOTFOUND;
@@ -481,7 +462,7 @@ int kz_store_friends_list(kz_db_t *db, const char *user_id, int state, int limit
         f->user.edge_count = 0; /* Nakama's friend list leaves it out */
         f->state = (int)kz_db_int(r, PROFILE_NCOLS);
         f->update_time = kz_db_int(r, PROFILE_NCOLS + 2);
-        f->metadata = col_dup(r, PROFILE_NCOLS + 3);
+        f->metadata = kz_db_text_dup(r, PROFILE_NCOLS + 3);
     }
     kz_db_rows_free(r);
     if (rc < 0) {
@@ -538,13 +519,13 @@ int kz_store_friends_of_friends(kz_db_t *db, const char *user_id, int limit, con
     *out = kz_calloc((size_t)limit, sizeof **out);
     while ((rc = kz_db_next(r)) == 1) {
         if (*n == limit) {
-            col_id(r, 0, next->referrer);
-            col_id(r, 1, next->user_id);
+            kz_db_text_id(r, 0, next->referrer);
+            kz_db_text_id(r, 1, next->user_id);
             *has_next = true;
             break;
         }
         kz_friend_of_friend_t *f = &(*out)[(*n)++];
-        col_id(r, 0, f->referrer);
+        kz_db_text_id(r, 0, f->referrer);
         user_from_cols(r, 1, &f->user);
     }
     kz_db_rows_free(r);

@@ -68,37 +68,17 @@ void kz_user_groups_free(kz_user_group_t *g, int n)
     kz_free(g);
 }
 
-/* Owned copy of a text column, NULL for SQL NULL. */
-static char *col_dup(kz_dbrows_t *r, int col)
-{
-    size_t len;
-    const char *s = kz_db_text(r, col, &len);
-    return s ? kz_strndup(s, len) : NULL;
-}
-
-/* Copies a text column into a fixed id buffer of 37 bytes. */
-static void col_id(kz_dbrows_t *r, int col, char out[37])
-{
-    size_t len;
-    const char *s = kz_db_text(r, col, &len);
-    out[0] = '\0';
-    if (s && len < 37) {
-        memcpy(out, s, len);
-        out[len] = '\0';
-    }
-}
-
 /* Fills g from GROUP_COLUMNS starting at column c. */
 static void group_from_row(kz_dbrows_t *r, int c, kz_group_t *g)
 {
     memset(g, 0, sizeof *g);
-    col_id(r, c, g->id);
-    col_id(r, c + 1, g->creator_id);
-    g->name = col_dup(r, c + 2);
-    g->description = col_dup(r, c + 3);
-    g->avatar_url = col_dup(r, c + 4);
-    g->lang_tag = col_dup(r, c + 5);
-    g->metadata = col_dup(r, c + 6);
+    kz_db_text_id(r, c, g->id);
+    kz_db_text_id(r, c + 1, g->creator_id);
+    g->name = kz_db_text_dup(r, c + 2);
+    g->description = kz_db_text_dup(r, c + 3);
+    g->avatar_url = kz_db_text_dup(r, c + 4);
+    g->lang_tag = kz_db_text_dup(r, c + 5);
+    g->metadata = kz_db_text_dup(r, c + 6);
     g->open = kz_db_int(r, c + 7) == 0;
     g->edge_count = kz_db_int(r, c + 8);
     g->max_count = kz_db_int(r, c + 9);
@@ -110,7 +90,7 @@ static void group_from_row(kz_dbrows_t *r, int c, kz_group_t *g)
 static void member_from_row(kz_dbrows_t *r, kz_user_t *u)
 {
     memset(u, 0, sizeof *u);
-    col_id(r, 0, u->id);
+    kz_db_text_id(r, 0, u->id);
     char **fields[] = {&u->username,
                        &u->display_name,
                        &u->avatar_url,
@@ -125,7 +105,7 @@ static void member_from_row(kz_dbrows_t *r, kz_user_t *u)
                        &u->apple_id,
                        &u->facebook_instant_game_id};
     for (int i = 0; i < 13; i++)
-        *fields[i] = col_dup(r, i + 1);
+        *fields[i] = kz_db_text_dup(r, i + 1);
     u->edge_count = kz_db_int(r, 14);
     u->create_time = kz_db_int(r, 15);
     u->update_time = kz_db_int(r, 16);
@@ -175,7 +155,7 @@ static int query_text(kz_db_t *db, const char *sql, const kz_dbval_t *p, int np,
     if (rc != KZ_DB_OK) return rc;
     rc = kz_db_next(r);
     if (rc == 1) {
-        *out = col_dup(r, 0);
+        *out = kz_db_text_dup(r, 0);
         rc = KZ_DB_OK;
     } else if (rc == 0) {
         rc = KZ_STORE_NOTFOUND;
@@ -479,7 +459,7 @@ static int notify_join_request(kz_db_t *db, const char *group_id, const char *us
                 cap = cap ? cap * 2 : 4;
                 admins = kz_realloc(admins, sizeof *admins * (size_t)cap);
             }
-            admins[n++] = col_dup(r, 0);
+            admins[n++] = kz_db_text_dup(r, 0);
         }
         kz_db_rows_free(r);
         rc = rc < 0 ? rc : KZ_DB_OK;
@@ -920,7 +900,7 @@ int kz_store_groups_delete_user(kz_db_t *db, const char *user_id)
             cap = cap ? cap * 2 : 8;
             m = kz_realloc(m, sizeof *m * (size_t)cap);
         }
-        col_id(r, 0, m[n].group_id);
+        kz_db_text_id(r, 0, m[n].group_id);
         m[n].state = (int)kz_db_int(r, 1);
         n++;
     }

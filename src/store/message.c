@@ -164,25 +164,6 @@ void kz_messages_free(kz_message_t *m, int n)
     kz_free(m);
 }
 
-/* Copies text column col into a 37-byte id buffer ("" when NULL or too long). */
-static void col_id(kz_dbrows_t *r, int col, char out[37])
-{
-    size_t len;
-    const char *s = kz_db_text(r, col, &len);
-    out[0] = '\0';
-    if (s && len < 37) {
-        memcpy(out, s, len);
-        out[len] = '\0';
-    }
-}
-
-static char *col_dup(kz_dbrows_t *r, int col)
-{
-    size_t len;
-    const char *s = kz_db_text(r, col, &len);
-    return s ? kz_strndup(s, len) : NULL;
-}
-
 int kz_store_message_insert(kz_db_t *db, const kz_channel_t *c, const kz_message_t *m)
 {
     kz_dbval_t p[] = {KZ_DBTEXT(m->id),
@@ -288,11 +269,11 @@ int kz_store_messages_list(kz_db_t *db, const kz_channel_t *c, bool asc,
     int k = 0;
     while (k < limit && (rc = kz_db_next(r)) == 1) {
         kz_message_t *m = &v[k++];
-        col_id(r, 0, m->id);
+        kz_db_text_id(r, 0, m->id);
         m->code = (int)kz_db_int(r, 1);
-        col_id(r, 2, m->sender_id);
-        m->username = col_dup(r, 3);
-        m->content = col_dup(r, 4);
+        kz_db_text_id(r, 2, m->sender_id);
+        m->username = kz_db_text_dup(r, 3);
+        m->content = kz_db_text_dup(r, 4);
         m->create_time = kz_db_int(r, 5);
         m->update_time = kz_db_int(r, 6);
     }

@@ -57,23 +57,10 @@ void kz_stored_notifications_free(kz_stored_notification_t *v, int n)
     kz_free(v);
 }
 
-/* Copies text column col into a 37-byte id buffer ("" when NULL or too long). */
-static void col_id(kz_dbrows_t *r, int col, char out[37])
-{
-    size_t len;
-    const char *s = kz_db_text(r, col, &len);
-    out[0] = '\0';
-    if (s && len < 37) {
-        memcpy(out, s, len);
-        out[len] = '\0';
-    }
-}
-
 static char *col_dup(kz_dbrows_t *r, int col)
 {
-    size_t len;
-    const char *s = kz_db_text(r, col, &len);
-    return kz_strndup(s ? s : "", s ? len : 0);
+    char *s = kz_db_text_dup(r, col);
+    return s ? s : kz_strdup(""); /* NULL columns read as empty here */
 }
 
 int kz_store_notifications_list(kz_db_t *db, const char *user_id, int limit, int64_t after_time,
@@ -102,11 +89,11 @@ int kz_store_notifications_list(kz_db_t *db, const char *user_id, int limit, int
     *out = kz_calloc((size_t)limit, sizeof **out);
     while (*n < limit && (rc = kz_db_next(r)) == 1) {
         kz_stored_notification_t *s = &(*out)[(*n)++];
-        col_id(r, 0, s->id);
+        kz_db_text_id(r, 0, s->id);
         s->subject = col_dup(r, 1);
         s->content = col_dup(r, 2);
         s->code = (int)kz_db_int(r, 3);
-        col_id(r, 4, s->sender_id);
+        kz_db_text_id(r, 4, s->sender_id);
         if (strcmp(s->sender_id, KZ_UUID_NIL) == 0) s->sender_id[0] = '\0';
         s->create_time = kz_db_int(r, 5);
     }
