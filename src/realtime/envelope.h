@@ -59,6 +59,19 @@ void kz_rt_channel_message_update(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid,
 void kz_rt_channel_message_remove(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
 void kz_rt_chat_init(void);
 
+/* realtime/party.c: parties */
+void kz_rt_party_create(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_party_join(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_party_leave(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_party_promote(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_party_accept(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_party_remove(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_party_close(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_party_join_request_list(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_party_data_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_party_update(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+void kz_rt_party_init(void);
+
 /* realtime/status.c: status presence */
 void kz_rt_status_follow(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
 void kz_rt_status_unfollow(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);

@@ -60,18 +60,18 @@ static const struct {
     {"status_follow", kz_rt_status_follow},
     {"status_unfollow", kz_rt_status_unfollow},
     {"status_update", kz_rt_status_update},
-    {"party_create", NULL},
-    {"party_join", NULL},
-    {"party_leave", NULL},
-    {"party_promote", NULL},
-    {"party_accept", NULL},
-    {"party_remove", NULL},
-    {"party_close", NULL},
-    {"party_join_request_list", NULL},
+    {"party_create", kz_rt_party_create},
+    {"party_join", kz_rt_party_join},
+    {"party_leave", kz_rt_party_leave},
+    {"party_promote", kz_rt_party_promote},
+    {"party_accept", kz_rt_party_accept},
+    {"party_remove", kz_rt_party_remove},
+    {"party_close", kz_rt_party_close},
+    {"party_join_request_list", kz_rt_party_join_request_list},
     {"party_matchmaker_add", NULL},
     {"party_matchmaker_remove", NULL},
-    {"party_data_send", NULL},
-    {"party_update", NULL},
+    {"party_data_send", kz_rt_party_data_send},
+    {"party_update", kz_rt_party_update},
 };
 
 /* Kinds only the server sends; a client sending one is disconnected. */
@@ -255,5 +255,6 @@ void kz_rt_init(void)
     kz_db_set_tx_end_hook(tx_end);
     kz_rt_match_init();
     kz_rt_chat_init();
+    kz_rt_party_init();
     kz_rt_status_init();
 }

@@ -112,9 +112,9 @@ describe('envelopes', () => {
 
   test('a kind the server does not handle yet is an error and the socket stays', async () => {
     const { ws } = await open(url((await session()).token));
-    ws.send(JSON.stringify({ cid: '1', party_create: { open: true } }));
+    ws.send(JSON.stringify({ cid: '1', matchmaker_add: { min_count: 2, max_count: 2, query: '*' } }));
     assert.deepEqual(await ws.next(), {
-      cid: '1', error: { code: 1, message: 'party_create is not supported by this server yet.' },
+      cid: '1', error: { code: 1, message: 'matchmaker_add is not supported by this server yet.' },
     });
     ws.send(JSON.stringify({ cid: '2', ping: {} }));
     assert.deepEqual(await ws.next(), { cid: '2', pong: {} });
@@ -149,8 +149,8 @@ describe('envelopes', () => {
 
   test('lowerCamelCase kinds are accepted', async () => {
     const { ws } = await open(url((await session()).token));
-    ws.send(JSON.stringify({ cid: '6', partyCreate: {} }));
-    assert.equal((await ws.next()).error.message, 'party_create is not supported by this server yet.');
+    ws.send(JSON.stringify({ cid: '6', matchmakerAdd: {} }));
+    assert.equal((await ws.next()).error.message, 'matchmaker_add is not supported by this server yet.');
     ws.close();
   });
 
