@@ -9,21 +9,6 @@ import crypto from 'node:crypto';
 import WebSocket from 'ws';
 import { useServer, newDeviceSession } from './lib/fixture.js';
 
-// nakama-js arms a "socket timed out" timer for every request (and for the
-// connect) and never clears it, and its heartbeat re-arms a 10 s timer; unref
-// those so the file ends with its last test rather than 10-30 s later.
-{
-  const realSetTimeout = globalThis.setTimeout;
-  const patched = function setTimeout(fn, ms, ...args) {
-    const t = realSetTimeout(fn, ms, ...args);
-    if (typeof fn === 'function' && /socket timed out|pingPong/.test(fn.toString()) && t && t.unref) t.unref();
-    return t;
-  };
-  Object.assign(patched, realSetTimeout);
-  for (const sym of Object.getOwnPropertySymbols(realSetTimeout)) patched[sym] = realSetTimeout[sym];
-  globalThis.setTimeout = patched;
-}
-
 // Several I/O threads, so members of one match live on different threads.
 // The default outgoing queue bound (64) stays: bursts to clients that keep
 // reading must not be mistaken for slow consumers.

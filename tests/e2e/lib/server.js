@@ -16,6 +16,21 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { Client } from '@heroiclabs/nakama-js';
 
+// For every test file: nakama-js arms a "socket timed out" timer for every request (and for the
+// connect) and never clears it, and its heartbeat re-arms a 10 s timer; unref
+// those so the file ends with its last test rather than 10-30 s later.
+{
+  const realSetTimeout = globalThis.setTimeout;
+  const patched = function setTimeout(fn, ms, ...args) {
+    const t = realSetTimeout(fn, ms, ...args);
+    if (typeof fn === 'function' && /socket timed out|pingPong/.test(fn.toString()) && t && t.unref) t.unref();
+    return t;
+  };
+  Object.assign(patched, realSetTimeout);
+  for (const sym of Object.getOwnPropertySymbols(realSetTimeout)) patched[sym] = realSetTimeout[sym];
+  globalThis.setTimeout = patched;
+}
+
 export const E2E_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const REPO_ROOT = path.resolve(E2E_DIR, '..', '..');
 export const SERVER_KEY = 'defaultkey';
