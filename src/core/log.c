@@ -178,7 +178,7 @@ static void line_escaped(line_t *l, const char *s, size_t n)
 }
 
 /* Returns the part of a __FILE__ path after the last "src/" directory
- * component ("/work/main/src/net/server.c" -> "net/server.c"), or the whole
+ * component ("/home/dev/kizuna/src/net/server.c" -> "net/server.c"), or the whole
  * path when there is none (tests, tools). */
 static const char *caller_path(const char *file)
 {

@@ -85,7 +85,7 @@ static char *roundtrip_msg(const char *fmt, const char *arg)
 Test(log, fields_and_order)
 {
     capture_begin();
-    kz_log_write(KZ_LOG_WARN, "/work/main/src/net/server.c", 88, "listening on %s:%d", "0.0.0.0",
+    kz_log_write(KZ_LOG_WARN, "/home/dev/kizuna/src/net/server.c", 88, "listening on %s:%d", "0.0.0.0",
                  7350);
     char *out = capture_end(NULL);
 
@@ -111,7 +111,7 @@ Test(log, caller_paths)
     } cases[] = {
         {"src/core/config.c", "core/config.c:5"},
         {"/home/src/build/src/api/auth.c", "api/auth.c:5"},
-        {"/work/main/tests/unit/test_log.c", "/work/main/tests/unit/test_log.c:5"},
+        {"/home/dev/kizuna/tests/unit/test_log.c", "/home/dev/kizuna/tests/unit/test_log.c:5"},
         {"mysrc/x.c", "mysrc/x.c:5"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
