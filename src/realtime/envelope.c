@@ -1,5 +1,6 @@
 #include "realtime/envelope.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,4 +84,92 @@ bool kz_rt_submit(kz_rt_sess_t *s, kz_rt_work_fn work, kz_rt_done_fn done, void 
         return false;
     }
     return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Message input                                                            */
+
+bool kz_rt_int64(const json_t *v, int64_t *out)
+{
+    if (json_is_integer(v)) {
+        *out = (int64_t)json_integer_value(v);
+        return true;
+    }
+    if (json_is_real(v)) { /* 1.0 or 1e3: integral values only */
+        double d = json_real_value(v);
+        if (d != d || d < -9223372036854775808.0 || d >= 9223372036854775808.0 || d != (double)(int64_t)d)
+            return false;
+        *out = (int64_t)d;
+        return true;
+    }
+    if (!json_is_string(v)) return false;
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    size_t i = (n > 0 && s[0] == '-') ? 1 : 0;
+    if (i == n || n - i > 19) return false;
+    uint64_t acc = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        acc = acc * 10 + (uint64_t)(s[i] - '0');
+    }
+    bool neg = s[0] == '-';
+    if (acc > (neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX)) return false;
+    *out = neg ? (int64_t)(0 - acc) : (int64_t)acc;
+    return true;
+}
+
+/* Protobuf JSON input: every key must be one of the message's fields, by its
+ * snake_case or lowerCamelCase name, at most once, with a value of the
+ * right type (null counts as absent). Anything else is a parse error,
+ * which closes the socket as Nakama does. */
+bool kz_rt_fields_read(json_t *msg, const kz_rt_field_t *f, int nf, json_t **out)
+{
+    for (int i = 0; i < nf; i++) out[i] = NULL;
+    const char *key;
+    json_t *v;
+    json_object_foreach(msg, key, v)
+    {
+        int i = 0;
+        while (i < nf && strcmp(key, f[i].snake) != 0 && strcmp(key, f[i].camel) != 0) i++;
+        if (i == nf || out[i]) return false;
+        if (json_is_null(v)) continue;
+        bool ok = false;
+        switch (f[i].type) {
+        case KZ_RT_F_STRING: ok = json_is_string(v); break;
+        case KZ_RT_F_BOOL: ok = json_is_boolean(v); break;
+        case KZ_RT_F_INT64: {
+            int64_t x;
+            ok = kz_rt_int64(v, &x);
+            break;
+        }
+        case KZ_RT_F_ARRAY: ok = json_is_array(v); break;
+        case KZ_RT_F_OBJECT: ok = json_is_object(v); break;
+        case KZ_RT_F_MAP: {
+            ok = json_is_object(v);
+            const char *k;
+            json_t *e;
+            json_object_foreach(v, k, e) if (!json_is_string(e)) ok = false;
+            break;
+        }
+        }
+        if (!ok) return false;
+        out[i] = v;
+    }
+    return true;
+}
+
+/* Closes the socket on a message that does not parse, as Nakama does. */
+void kz_rt_parse_error(kz_ws_t *ws)
+{
+    kz_ws_close(ws, 1000, "Invalid message.");
+}
+
+/* The UserPresence of a session (persistence and status are left out). */
+json_t *kz_rt_presence_json(const kz_rt_sess_t *s)
+{
+    json_t *p = json_object();
+    json_object_set_new(p, "user_id", json_string(s->uid));
+    json_object_set_new(p, "session_id", json_string(s->id));
+    if (s->username[0]) json_object_set_new(p, "username", json_string(s->username));
+    return p;
 }

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "net/ws.h"
 #include "realtime/router.h"
@@ -30,6 +31,25 @@ kz_frame_t *kz_rt_frame(json_t *env);
 void kz_rt_reply(kz_ws_t *ws, json_t *env);
 /* Replies an error envelope (code 0 is omitted from the JSON, as Nakama does). */
 void kz_rt_error(kz_ws_t *ws, const char *cid, int code, const char *message);
+
+/* Message input, with protobuf-JSON's rules: every key must be one of the
+ * message's fields, by its snake_case or lowerCamelCase name, at most once,
+ * with a value of the right type (null counts as absent). kz_rt_fields_read
+ * fills out[i] (borrowed, NULL when absent) and returns false on anything
+ * else, which is a parse error: the caller then calls kz_rt_parse_error. */
+enum { KZ_RT_F_STRING, KZ_RT_F_BOOL, KZ_RT_F_INT64, KZ_RT_F_ARRAY, KZ_RT_F_MAP, KZ_RT_F_OBJECT };
+typedef struct kz_rt_field {
+    const char *snake, *camel;
+    int type; /* KZ_RT_F_*: MAP is an object of strings, OBJECT any object */
+} kz_rt_field_t;
+bool kz_rt_fields_read(json_t *msg, const kz_rt_field_t *f, int nf, json_t **out);
+/* A protobuf-JSON int64: a JSON integer (or integral number), or a string
+ * holding a decimal integer. False for anything else or out of range. */
+bool kz_rt_int64(const json_t *v, int64_t *out);
+/* Closes the socket after a message that does not parse (Nakama's rule). */
+void kz_rt_parse_error(kz_ws_t *ws);
+/* The UserPresence of a session: user_id, session_id, username. */
+json_t *kz_rt_presence_json(const kz_rt_sess_t *s);
 
 /* Blocking work for a realtime message (the store, later Lua): work runs on
  * a worker thread with that worker's database connection, then done runs

@@ -195,88 +195,11 @@ unsigned char *kz_match_b64_decode(const char *s, size_t n, size_t *outlen)
     return out;
 }
 
-bool kz_match_int64(const json_t *v, int64_t *out)
-{
-    if (json_is_integer(v)) {
-        *out = (int64_t)json_integer_value(v);
-        return true;
-    }
-    if (json_is_real(v)) { /* 1.0 or 1e3: integral values only */
-        double d = json_real_value(v);
-        if (d != d || d < -9223372036854775808.0 || d >= 9223372036854775808.0 || d != (double)(int64_t)d)
-            return false;
-        *out = (int64_t)d;
-        return true;
-    }
-    if (!json_is_string(v)) return false;
-    const char *s = json_string_value(v);
-    size_t n = json_string_length(v);
-    size_t i = (n > 0 && s[0] == '-') ? 1 : 0;
-    if (i == n || n - i > 19) return false;
-    uint64_t acc = 0;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return false;
-        acc = acc * 10 + (uint64_t)(s[i] - '0');
-    }
-    bool neg = s[0] == '-';
-    if (acc > (neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX)) return false;
-    *out = neg ? (int64_t)(0 - acc) : (int64_t)acc;
-    return true;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Message fields                                                           */
 
-/* Protobuf JSON input: every key must be one of the message's fields, by its
- * snake_case or lowerCamelCase name, at most once, with a value of the
- * right type (null counts as absent). Anything else is a parse error,
- * which closes the socket as Nakama does. */
-enum { F_STRING, F_BOOL, F_INT64, F_ARRAY, F_MAP };
 
-typedef struct field {
-    const char *snake, *camel;
-    int type;
-} field_t;
-
-static bool fields_read(json_t *msg, const field_t *f, int nf, json_t **out)
-{
-    for (int i = 0; i < nf; i++) out[i] = NULL;
-    const char *key;
-    json_t *v;
-    json_object_foreach(msg, key, v)
-    {
-        int i = 0;
-        while (i < nf && strcmp(key, f[i].snake) != 0 && strcmp(key, f[i].camel) != 0) i++;
-        if (i == nf || out[i]) return false;
-        if (json_is_null(v)) continue;
-        bool ok = false;
-        switch (f[i].type) {
-        case F_STRING: ok = json_is_string(v); break;
-        case F_BOOL: ok = json_is_boolean(v); break;
-        case F_INT64: {
-            int64_t x;
-            ok = kz_match_int64(v, &x);
-            break;
-        }
-        case F_ARRAY: ok = json_is_array(v); break;
-        case F_MAP: {
-            ok = json_is_object(v);
-            const char *k;
-            json_t *e;
-            json_object_foreach(v, k, e) if (!json_is_string(e)) ok = false;
-            break;
-        }
-        }
-        if (!ok) return false;
-        out[i] = v;
-    }
-    return true;
-}
-
-static void parse_error(kz_ws_t *ws)
-{
-    kz_ws_close(ws, 1000, "Invalid message.");
-}
 
 /* ------------------------------------------------------------------------ */
 /* Matches and the table                                                    */
@@ -435,19 +358,11 @@ static void entry_remove(sess_entry_t *e, const match_t *m)
 /* ------------------------------------------------------------------------ */
 /* Wire                                                                     */
 
-static json_t *presence_json(const kz_rt_sess_t *s)
-{
-    json_t *p = json_object();
-    json_object_set_new(p, "user_id", json_string(s->uid));
-    json_object_set_new(p, "session_id", json_string(s->id));
-    if (s->username[0]) json_object_set_new(p, "username", json_string(s->username));
-    return p;
-}
 
 static json_t *presences_json(const snap_t *sn)
 {
     json_t *a = json_array();
-    for (int i = 0; i < sn->n; i++) json_array_append_new(a, presence_json(sn->s[i]));
+    for (int i = 0; i < sn->n; i++) json_array_append_new(a, kz_rt_presence_json(sn->s[i]));
     return a;
 }
 
@@ -460,7 +375,7 @@ static void send_presence_event(const snap_t *sn, const char *id, const kz_rt_se
     snprintf(mid, sizeof mid, "%s.", id);
     json_object_set_new(ev, "match_id", json_string(mid));
     json_t *one = json_array();
-    json_array_append_new(one, presence_json(s));
+    json_array_append_new(one, kz_rt_presence_json(s));
     json_object_set_new(ev, join ? "joins" : "leaves", one);
     kz_frame_t *f = kz_rt_frame(kz_rt_envelope(NULL, "match_presence_event", ev));
     kz_rt_send_many(sn->s, sn->n, f);
@@ -475,7 +390,7 @@ static void reply_match(kz_ws_t *ws, const char *cid, const char *match_id, cons
     json_object_set_new(m, "match_id", json_string(match_id));
     if (size) json_object_set_new(m, "size", json_integer(size));
     if (listed->n) json_object_set_new(m, "presences", presences_json(listed));
-    json_object_set_new(m, "self", presence_json(self));
+    json_object_set_new(m, "self", kz_rt_presence_json(self));
     kz_rt_reply(ws, kz_rt_envelope(cid, "match", m));
 }
 
@@ -579,10 +494,10 @@ static void join(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, const char *id, 
 
 void kz_rt_match_create(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
 {
-    static const field_t fields[] = {{"name", "name", F_STRING}};
+    static const kz_rt_field_t fields[] = {{"name", "name", KZ_RT_F_STRING}};
     json_t *v[1];
-    if (!fields_read(msg, fields, 1, v)) {
-        parse_error(ws);
+    if (!kz_rt_fields_read(msg, fields, 1, v)) {
+        kz_rt_parse_error(ws);
         return;
     }
     const char *name = v[0] ? json_string_value(v[0]) : "";
@@ -597,14 +512,14 @@ void kz_rt_match_create(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *m
 
 void kz_rt_match_join(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
 {
-    static const field_t fields[] = {
-        {"match_id", "matchId", F_STRING},
-        {"token", "token", F_STRING},
-        {"metadata", "metadata", F_MAP},
+    static const kz_rt_field_t fields[] = {
+        {"match_id", "matchId", KZ_RT_F_STRING},
+        {"token", "token", KZ_RT_F_STRING},
+        {"metadata", "metadata", KZ_RT_F_MAP},
     };
     json_t *v[3];
-    if (!fields_read(msg, fields, 3, v) || (v[0] && v[1])) { /* a oneof set twice */
-        parse_error(ws);
+    if (!kz_rt_fields_read(msg, fields, 3, v) || (v[0] && v[1])) { /* a oneof set twice */
+        kz_rt_parse_error(ws);
         return;
     }
     if (v[1]) {
@@ -632,10 +547,10 @@ void kz_rt_match_join(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg
 
 void kz_rt_match_leave(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
 {
-    static const field_t fields[] = {{"match_id", "matchId", F_STRING}};
+    static const kz_rt_field_t fields[] = {{"match_id", "matchId", KZ_RT_F_STRING}};
     json_t *v[1];
-    if (!fields_read(msg, fields, 1, v)) {
-        parse_error(ws);
+    if (!kz_rt_fields_read(msg, fields, 1, v)) {
+        kz_rt_parse_error(ws);
         return;
     }
     char id[37];
@@ -661,27 +576,27 @@ void kz_rt_match_leave(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *ms
 
 void kz_rt_match_data_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
 {
-    static const field_t fields[] = {
-        {"match_id", "matchId", F_STRING}, {"op_code", "opCode", F_INT64}, {"data", "data", F_STRING},
-        {"presences", "presences", F_ARRAY}, {"reliable", "reliable", F_BOOL},
+    static const kz_rt_field_t fields[] = {
+        {"match_id", "matchId", KZ_RT_F_STRING}, {"op_code", "opCode", KZ_RT_F_INT64}, {"data", "data", KZ_RT_F_STRING},
+        {"presences", "presences", KZ_RT_F_ARRAY}, {"reliable", "reliable", KZ_RT_F_BOOL},
     };
-    static const field_t presence_fields[] = {
-        {"user_id", "userId", F_STRING},         {"session_id", "sessionId", F_STRING},
-        {"username", "username", F_STRING},      {"persistence", "persistence", F_BOOL},
-        {"status", "status", F_STRING},
+    static const kz_rt_field_t presence_fields[] = {
+        {"user_id", "userId", KZ_RT_F_STRING},         {"session_id", "sessionId", KZ_RT_F_STRING},
+        {"username", "username", KZ_RT_F_STRING},      {"persistence", "persistence", KZ_RT_F_BOOL},
+        {"status", "status", KZ_RT_F_STRING},
     };
     json_t *v[5];
-    if (!fields_read(msg, fields, 5, v)) {
-        parse_error(ws);
+    if (!kz_rt_fields_read(msg, fields, 5, v)) {
+        kz_rt_parse_error(ws);
         return;
     }
     /* The whole message parses first (bytes, targets), as protojson does. */
     int64_t op_code = 0;
-    if (v[1]) kz_match_int64(v[1], &op_code);
+    if (v[1]) kz_rt_int64(v[1], &op_code);
     size_t dlen = 0;
     unsigned char *data = NULL;
     if (v[2] && !(data = kz_match_b64_decode(json_string_value(v[2]), json_string_length(v[2]), &dlen))) {
-        parse_error(ws);
+        kz_rt_parse_error(ws);
         return;
     }
     size_t ntargets = v[3] ? json_array_size(v[3]) : 0;
@@ -690,10 +605,10 @@ void kz_rt_match_data_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t
     if (ntargets) targets = kz_malloc(sizeof *targets * ntargets);
     for (size_t i = 0; i < ntargets; i++) {
         json_t *p = json_array_get(v[3], i), *pv[5];
-        if (!json_is_object(p) || !fields_read(p, presence_fields, 5, pv)) {
+        if (!json_is_object(p) || !kz_rt_fields_read(p, presence_fields, 5, pv)) {
             kz_free(targets);
             kz_free(data);
-            parse_error(ws);
+            kz_rt_parse_error(ws);
             return;
         }
         /* A target with a bad user or session id drops the message (Nakama). */
@@ -735,7 +650,7 @@ void kz_rt_match_data_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t
     if (to.n) {
         json_t *md = json_object();
         json_object_set_new(md, "match_id", json_string(match_id));
-        json_object_set_new(md, "presence", presence_json(s));
+        json_object_set_new(md, "presence", kz_rt_presence_json(s));
         if (op_code) {
             char num[24];
             snprintf(num, sizeof num, "%lld", (long long)op_code);

@@ -38,8 +38,5 @@ char *kz_match_b64_encode(const void *b, size_t n);
  * even for empty input) or NULL when s[0..n) is not base64. */
 unsigned char *kz_match_b64_decode(const char *s, size_t n, size_t *outlen);
 
-/* A protobuf-JSON int64: a JSON integer, or a string holding a decimal
- * integer (optional sign). False for anything else or out of range. */
-bool kz_match_int64(const json_t *v, int64_t *out);
 
 #endif

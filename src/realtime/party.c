@@ -237,20 +237,12 @@ static void ob_flush(outbox_t *ob)
 /* ------------------------------------------------------------------------ */
 /* Wire                                                                     */
 
-static json_t *presence_json(const kz_rt_sess_t *s)
-{
-    json_t *p = json_object();
-    json_object_set_new(p, "user_id", json_string(s->uid));
-    json_object_set_new(p, "session_id", json_string(s->id));
-    if (s->username[0]) json_object_set_new(p, "username", json_string(s->username));
-    return p;
-}
 
 static json_t *presences_json(kz_rt_sess_t *const *l, int n)
 {
     json_t *a = json_array();
     for (int i = 0; i < n; i++)
-        json_array_append_new(a, presence_json(l[i]));
+        json_array_append_new(a, kz_rt_presence_json(l[i]));
     return a;
 }
 
@@ -262,8 +254,8 @@ static json_t *party_json(const party_t *p, const kz_rt_sess_t *self)
     if (p->open) json_object_set_new(m, "open", json_true());
     if (p->hidden) json_object_set_new(m, "hidden", json_true());
     if (p->max_size) json_object_set_new(m, "max_size", json_integer(p->max_size));
-    json_object_set_new(m, "self", presence_json(self));
-    json_object_set_new(m, "leader", presence_json(p->leader));
+    json_object_set_new(m, "self", kz_rt_presence_json(self));
+    json_object_set_new(m, "leader", kz_rt_presence_json(p->leader));
     json_object_set_new(m, "presences", presences_json(p->members, p->n));
     if (p->label[0]) json_object_set_new(m, "label", json_string(p->label));
     return m;
@@ -279,7 +271,7 @@ static json_t *pid_msg(const party_t *p)
 static json_t *presence_event(const party_t *p, const kz_rt_sess_t *s, bool join)
 {
     json_t *m = pid_msg(p), *one = json_array();
-    json_array_append_new(one, presence_json(s));
+    json_array_append_new(one, kz_rt_presence_json(s));
     json_object_set_new(m, join ? "joins" : "leaves", one);
     return kz_rt_envelope(NULL, "party_presence_event", m);
 }
@@ -287,50 +279,12 @@ static json_t *presence_event(const party_t *p, const kz_rt_sess_t *s, bool join
 static json_t *leader_event(const party_t *p)
 {
     json_t *m = pid_msg(p);
-    json_object_set_new(m, "presence", presence_json(p->leader));
+    json_object_set_new(m, "presence", kz_rt_presence_json(p->leader));
     return kz_rt_envelope(NULL, "party_leader", m);
 }
 
 /* ------------------------------------------------------------------------ */
-/* Input                                                                    */
-
-enum { F_STRING, F_BOOL, F_INT64, F_OBJECT };
-
-typedef struct field {
-    const char *snake, *camel;
-    int type;
-} field_t;
-
-/* Protobuf JSON input: known keys only (snake_case or lowerCamelCase), once
- * each, of the right type; null counts as absent. False: a parse error. */
-static bool fields_read(json_t *msg, const field_t *f, int nf, json_t **out)
-{
-    for (int i = 0; i < nf; i++)
-        out[i] = NULL;
-    const char *key;
-    json_t *v;
-    json_object_foreach(msg, key, v)
-    {
-        int i = 0;
-        while (i < nf && strcmp(key, f[i].snake) != 0 && strcmp(key, f[i].camel) != 0)
-            i++;
-        if (i == nf || out[i]) return false;
-        if (json_is_null(v)) continue;
-        int64_t x;
-        bool ok = f[i].type == F_STRING  ? json_is_string(v)
-                  : f[i].type == F_BOOL  ? json_is_boolean(v)
-                  : f[i].type == F_INT64 ? kz_match_int64(v, &x)
-                                         : json_is_object(v);
-        if (!ok) return false;
-        out[i] = v;
-    }
-    return true;
-}
-
-static void parse_error(kz_ws_t *ws)
-{
-    kz_ws_close(ws, 1000, "Invalid message.");
-}
+/* Input and replies                                                        */
 
 static void ack(kz_ws_t *ws, const char *cid)
 {
@@ -353,13 +307,13 @@ static bool party_id_read(kz_ws_t *ws, const kz_rt_sess_t *s, const char *cid, j
 /* A presence argument: session id (required) and user id; false: a parse error. */
 static bool presence_read(json_t *v, const char **sid, const char **uid)
 {
-    static const field_t pf[] = {
-        {"user_id", "userId", F_STRING},    {"session_id", "sessionId", F_STRING},
-        {"username", "username", F_STRING}, {"persistence", "persistence", F_BOOL},
-        {"status", "status", F_STRING},
+    static const kz_rt_field_t pf[] = {
+        {"user_id", "userId", KZ_RT_F_STRING},    {"session_id", "sessionId", KZ_RT_F_STRING},
+        {"username", "username", KZ_RT_F_STRING}, {"persistence", "persistence", KZ_RT_F_BOOL},
+        {"status", "status", KZ_RT_F_STRING},
     };
     json_t *pv[5];
-    if (!fields_read(v, pf, 5, pv)) return false;
+    if (!kz_rt_fields_read(v, pf, 5, pv)) return false;
     *uid = pv[0] ? json_string_value(pv[0]) : NULL;
     *sid = pv[1] ? json_string_value(pv[1]) : "";
     return true;
@@ -379,10 +333,10 @@ bool kz_party_label_ok(const char *l, size_t n)
  * first is party_id), locks, and finds the party. Returns it locked, or NULL
  * with the reply done and the lock released. */
 static party_t *lock_party(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg,
-                           const field_t *f, int nf, json_t **v, bool leader_only, const char *what)
+                           const kz_rt_field_t *f, int nf, json_t **v, bool leader_only, const char *what)
 {
-    if (!fields_read(msg, f, nf, v)) {
-        parse_error(ws);
+    if (!kz_rt_fields_read(msg, f, nf, v)) {
+        kz_rt_parse_error(ws);
         return NULL;
     }
     char uuid[37];
@@ -448,19 +402,19 @@ static void member_remove(party_t *p, int i, outbox_t *ob)
 
 void kz_rt_party_create(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
 {
-    static const field_t f[] = {
-        {"open", "open", F_BOOL},
-        {"max_size", "maxSize", F_INT64},
-        {"label", "label", F_STRING},
-        {"hidden", "hidden", F_BOOL},
+    static const kz_rt_field_t f[] = {
+        {"open", "open", KZ_RT_F_BOOL},
+        {"max_size", "maxSize", KZ_RT_F_INT64},
+        {"label", "label", KZ_RT_F_STRING},
+        {"hidden", "hidden", KZ_RT_F_BOOL},
     };
     json_t *v[4];
-    if (!fields_read(msg, f, 4, v)) {
-        parse_error(ws);
+    if (!kz_rt_fields_read(msg, f, 4, v)) {
+        kz_rt_parse_error(ws);
         return;
     }
     int64_t max_size = 0;
-    if (v[1]) kz_match_int64(v[1], &max_size);
+    if (v[1]) kz_rt_int64(v[1], &max_size);
     if (max_size < 0 || max_size > PARTY_MAX_SIZE) {
         kz_rt_error(ws, cid, KZ_RT_BAD_INPUT, "Invalid party max size, must be 1-256");
         return;
@@ -510,7 +464,7 @@ void kz_rt_party_create(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *m
 
 void kz_rt_party_join(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
 {
-    static const field_t f[] = {{"party_id", "partyId", F_STRING}};
+    static const kz_rt_field_t f[] = {{"party_id", "partyId", KZ_RT_F_STRING}};
     json_t *v[1];
     const char *what = "joining party";
     party_t *p = lock_party(ws, s, cid, msg, f, 1, v, false, what);
@@ -543,7 +497,7 @@ void kz_rt_party_join(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg
         sess_add(s, p);
         p->reqs[p->nreq++] = kz_rt_sess_retain(s);
         json_t *m = pid_msg(p), *one = json_array();
-        json_array_append_new(one, presence_json(s));
+        json_array_append_new(one, kz_rt_presence_json(s));
         json_object_set_new(m, "presences", one);
         ob_add1(&ob, kz_rt_envelope(NULL, "party_join_request", m), p->leader);
     }
@@ -554,10 +508,10 @@ void kz_rt_party_join(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg
 
 void kz_rt_party_leave(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
 {
-    static const field_t f[] = {{"party_id", "partyId", F_STRING}};
+    static const kz_rt_field_t f[] = {{"party_id", "partyId", KZ_RT_F_STRING}};
     json_t *v[1];
-    if (!fields_read(msg, f, 1, v)) {
-        parse_error(ws);
+    if (!kz_rt_fields_read(msg, f, 1, v)) {
+        kz_rt_parse_error(ws);
         return;
     }
     char uuid[37];
@@ -591,8 +545,8 @@ static bool target_read(json_t *pv, kz_rt_sess_t **l, int n, int *out)
 
 void kz_rt_party_promote(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
 {
-    static const field_t f[] = {{"party_id", "partyId", F_STRING},
-                                {"presence", "presence", F_OBJECT}};
+    static const kz_rt_field_t f[] = {{"party_id", "partyId", KZ_RT_F_STRING},
+                                {"presence", "presence", KZ_RT_F_OBJECT}};
     json_t *v[2];
     const char *what = "promoting party member";
     party_t *p = lock_party(ws, s, cid, msg, f, 2, v, true, what);
@@ -600,7 +554,7 @@ void kz_rt_party_promote(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *
     int i;
     if (!target_read(v[1], p->members, p->n, &i)) {
         pthread_mutex_unlock(&g_lock);
-        parse_error(ws);
+        kz_rt_parse_error(ws);
         return;
     }
     if (i < 0) {
@@ -619,8 +573,8 @@ void kz_rt_party_promote(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *
 
 void kz_rt_party_accept(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
 {
-    static const field_t f[] = {{"party_id", "partyId", F_STRING},
-                                {"presence", "presence", F_OBJECT}};
+    static const kz_rt_field_t f[] = {{"party_id", "partyId", KZ_RT_F_STRING},
+                                {"presence", "presence", KZ_RT_F_OBJECT}};
     json_t *v[2];
     const char *what = "accepting party member";
     party_t *p = lock_party(ws, s, cid, msg, f, 2, v, true, what);
@@ -628,7 +582,7 @@ void kz_rt_party_accept(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *m
     int i;
     if (!target_read(v[1], p->reqs, p->nreq, &i)) {
         pthread_mutex_unlock(&g_lock);
-        parse_error(ws);
+        kz_rt_parse_error(ws);
         return;
     }
     if (i < 0) {
@@ -649,8 +603,8 @@ void kz_rt_party_accept(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *m
 
 void kz_rt_party_remove(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
 {
-    static const field_t f[] = {{"party_id", "partyId", F_STRING},
-                                {"presence", "presence", F_OBJECT}};
+    static const kz_rt_field_t f[] = {{"party_id", "partyId", KZ_RT_F_STRING},
+                                {"presence", "presence", KZ_RT_F_OBJECT}};
     json_t *v[2];
     const char *what = "removing party member";
     party_t *p = lock_party(ws, s, cid, msg, f, 2, v, true, what);
@@ -658,7 +612,7 @@ void kz_rt_party_remove(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *m
     int i, r;
     if (!target_read(v[1], p->members, p->n, &i) || !target_read(v[1], p->reqs, p->nreq, &r)) {
         pthread_mutex_unlock(&g_lock);
-        parse_error(ws);
+        kz_rt_parse_error(ws);
         return;
     }
     outbox_t ob = {0};
@@ -686,7 +640,7 @@ void kz_rt_party_remove(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *m
 
 void kz_rt_party_close(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
 {
-    static const field_t f[] = {{"party_id", "partyId", F_STRING}};
+    static const kz_rt_field_t f[] = {{"party_id", "partyId", KZ_RT_F_STRING}};
     json_t *v[1];
     party_t *p = lock_party(ws, s, cid, msg, f, 1, v, true, "closing party");
     if (!p) return;
@@ -700,7 +654,7 @@ void kz_rt_party_close(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *ms
 
 void kz_rt_party_join_request_list(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
 {
-    static const field_t f[] = {{"party_id", "partyId", F_STRING}};
+    static const kz_rt_field_t f[] = {{"party_id", "partyId", KZ_RT_F_STRING}};
     json_t *v[1];
     party_t *p = lock_party(ws, s, cid, msg, f, 1, v, true, "listing party join requests");
     if (!p) return;
@@ -712,27 +666,27 @@ void kz_rt_party_join_request_list(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid
 
 void kz_rt_party_data_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
 {
-    static const field_t f[] = {{"party_id", "partyId", F_STRING},
-                                {"op_code", "opCode", F_INT64},
-                                {"data", "data", F_STRING}};
+    static const kz_rt_field_t f[] = {{"party_id", "partyId", KZ_RT_F_STRING},
+                                {"op_code", "opCode", KZ_RT_F_INT64},
+                                {"data", "data", KZ_RT_F_STRING}};
     json_t *v[3];
-    if (!fields_read(msg, f, 3, v)) {
-        parse_error(ws);
+    if (!kz_rt_fields_read(msg, f, 3, v)) {
+        kz_rt_parse_error(ws);
         return;
     }
     int64_t op_code = 0;
-    if (v[1]) kz_match_int64(v[1], &op_code);
+    if (v[1]) kz_rt_int64(v[1], &op_code);
     size_t dlen = 0;
     unsigned char *data = NULL;
     if (v[2] &&
         !(data = kz_match_b64_decode(json_string_value(v[2]), json_string_length(v[2]), &dlen))) {
-        parse_error(ws);
+        kz_rt_parse_error(ws);
         return;
     }
     /* The event is built before locking: only the recipients need the lock. */
     json_t *pd = json_object();
     json_object_set_new(pd, "party_id", v[0] ? json_incref(v[0]) : json_string(""));
-    json_object_set_new(pd, "presence", presence_json(s));
+    json_object_set_new(pd, "presence", kz_rt_presence_json(s));
     if (op_code) {
         char num[24];
         snprintf(num, sizeof num, "%lld", (long long)op_code);
@@ -767,15 +721,15 @@ void kz_rt_party_data_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t
 
 void kz_rt_party_update(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
 {
-    static const field_t f[] = {
-        {"party_id", "partyId", F_STRING},
-        {"label", "label", F_STRING},
-        {"open", "open", F_BOOL},
-        {"hidden", "hidden", F_BOOL},
+    static const kz_rt_field_t f[] = {
+        {"party_id", "partyId", KZ_RT_F_STRING},
+        {"label", "label", KZ_RT_F_STRING},
+        {"open", "open", KZ_RT_F_BOOL},
+        {"hidden", "hidden", KZ_RT_F_BOOL},
     };
     json_t *v[4];
-    if (!fields_read(msg, f, 4, v)) {
-        parse_error(ws);
+    if (!kz_rt_fields_read(msg, f, 4, v)) {
+        kz_rt_parse_error(ws);
         return;
     }
     const char *label = v[1] ? json_string_value(v[1]) : "";

@@ -1,6 +1,7 @@
 /* Unit tests for the pure parts of realtime/match: match ids and the UUID
  * forms Nakama accepts, name-derived (v5) ids, protobuf-JSON bytes and
  * int64 input. */
+#include "realtime/envelope.h"
 #include "realtime/match.h"
 
 #include <criterion/criterion.h>
@@ -142,7 +143,7 @@ Test(match, int64_input)
         v = json_loads(cases[i].json, JSON_DECODE_ANY, NULL);
         cr_assert_not_null(v, "%s", cases[i].json);
         x = 12345;
-        bool ok = kz_match_int64(v, &x);
+        bool ok = kz_rt_int64(v, &x);
         cr_assert_eq(ok, cases[i].ok, "%s", cases[i].json);
         if (ok) cr_assert_eq(x, cases[i].want, "%s", cases[i].json);
         json_decref(v);
