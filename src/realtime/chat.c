@@ -363,12 +363,6 @@ static bool bool_field(json_t *msg, const char *snake, bool def)
     return v ? json_is_true(v) : def;
 }
 
-/* A message that does not parse closes the socket, as in Nakama. */
-static void invalid(kz_ws_t *ws)
-{
-    kz_ws_close(ws, 1000, "Invalid message.");
-}
-
 static bool content_is_object(const char *content)
 {
     json_t *j = json_loads(content, JSON_DECODE_ANY, NULL);
@@ -547,7 +541,7 @@ void kz_rt_channel_join(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *m
 {
     static const char *const names[] = {"target", "type", "persistence", "hidden", NULL};
     if (!fields_ok(msg, names, "sibb")) {
-        invalid(ws);
+        kz_rt_parse_error(ws);
         return;
     }
     const char *target = str_field(msg, "target");
@@ -658,7 +652,7 @@ void kz_rt_channel_leave(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *
 {
     static const char *const names[] = {"channel_id", NULL};
     if (!fields_ok(msg, names, "s")) {
-        invalid(ws);
+        kz_rt_parse_error(ws);
         return;
     }
     const char *id = str_field(msg, "channel_id");
@@ -925,7 +919,7 @@ void kz_rt_channel_message_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, j
 {
     static const char *const names[] = {"channel_id", "content", NULL};
     if (!fields_ok(msg, names, "ss")) {
-        invalid(ws);
+        kz_rt_parse_error(ws);
         return;
     }
     const char *id = str_field(msg, "channel_id");
@@ -961,7 +955,7 @@ void kz_rt_channel_message_update(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid,
 {
     static const char *const names[] = {"channel_id", "message_id", "content", NULL};
     if (!fields_ok(msg, names, "sss")) {
-        invalid(ws);
+        kz_rt_parse_error(ws);
         return;
     }
     kz_channel_t c;
@@ -974,7 +968,7 @@ void kz_rt_channel_message_remove(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid,
 {
     static const char *const names[] = {"channel_id", "message_id", NULL};
     if (!fields_ok(msg, names, "ss")) {
-        invalid(ws);
+        kz_rt_parse_error(ws);
         return;
     }
     kz_channel_t c;

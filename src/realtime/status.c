@@ -342,12 +342,6 @@ static bool string_array(json_t *v)
     return true;
 }
 
-/* A malformed message is a parse error for Nakama: the socket closes. */
-static void malformed(kz_ws_t *ws)
-{
-    kz_ws_close(ws, 1000, "Invalid message.");
-}
-
 /* Copies a user id in canonical lower case into out; false when it is not
  * a UUID. */
 static bool user_id(const char *in, char out[37])
@@ -452,7 +446,7 @@ void kz_rt_status_follow(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *
     static const char *const allowed[] = {"user_ids", "userIds", "usernames", NULL};
     json_t *ids = field(msg, "user_ids", "userIds"), *names = json_object_get(msg, "usernames");
     if (!only_fields(msg, allowed) || !string_array(ids) || !string_array(names)) {
-        malformed(ws);
+        kz_rt_parse_error(ws);
         return;
     }
     size_t nids = json_is_array(ids) ? json_array_size(ids) : 0;
@@ -502,7 +496,7 @@ void kz_rt_status_unfollow(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t
     static const char *const allowed[] = {"user_ids", "userIds", NULL};
     json_t *ids = field(msg, "user_ids", "userIds");
     if (!only_fields(msg, allowed) || !string_array(ids)) {
-        malformed(ws);
+        kz_rt_parse_error(ws);
         return;
     }
     size_t n = json_is_array(ids) ? json_array_size(ids) : 0;
@@ -532,7 +526,7 @@ void kz_rt_status_update(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *
     static const char *const allowed[] = {"status", NULL};
     json_t *v = json_object_get(msg, "status");
     if (!only_fields(msg, allowed) || (v && !json_is_null(v) && !json_is_string(v))) {
-        malformed(ws);
+        kz_rt_parse_error(ws);
         return;
     }
     if (!json_is_string(v)) { /* no status: appear offline */
