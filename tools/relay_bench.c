@@ -8,10 +8,12 @@
  *
  *   kizuna-relay-bench [--host 127.0.0.1] [--port 7350] [--matches 10]
  *                      [--players 4] [--rate 20] [--duration 10] [--size 32]
+ *                      [--format json|protobuf]
  *
  * One thread, one libuv loop; setup uses plain blocking sockets. It speaks
  * the wire protocol directly (HTTP/1.1, RFC 6455 client frames, JSON
- * envelopes) so it measures the server, not a client library. */
+ * envelopes or protobuf Envelopes written and read by hand) so it measures
+ * the server, not a client library. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -39,7 +41,8 @@ typedef struct player {
 static struct {
     const char *host;
     int port, matches, players, rate, duration, size;
-} opt = {"127.0.0.1", 7350, 10, 4, 20, 10, 32};
+    bool protobuf;
+} opt = {"127.0.0.1", 7350, 10, 4, 20, 10, 32, false};
 
 static player_t *players;
 static int nplayers;
@@ -124,10 +127,10 @@ static int ws_open(const char *token)
     int fd = dial();
     char req[2560], resp[1024];
     snprintf(req, sizeof req,
-             "GET /ws?status=false&token=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+             "GET /ws?status=false&format=%s&token=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
              "Sec-WebSocket-Version: 13\r\n\r\n",
-             token);
+             opt.protobuf ? "protobuf" : "json", token);
     if (write(fd, req, strlen(req)) < 0) die("write failed");
     size_t n = 0;
     while (n + 1 < sizeof resp) { /* read exactly the head: frames may follow */
@@ -140,12 +143,13 @@ static int ws_open(const char *token)
     return fd;
 }
 
-/* Frames payload as a masked client text frame into out; returns its size. */
+/* Frames payload as a masked client frame (text for JSON, binary for
+ * protobuf) into out; returns its size. */
 static size_t frame(char *out, const char *payload, size_t len)
 {
     static const uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
     size_t h = 0;
-    out[h++] = (char)0x81;
+    out[h++] = (char)(opt.protobuf ? 0x82 : 0x81);
     if (len < 126) {
         out[h++] = (char)(0x80 | len);
     } else {
@@ -159,11 +163,12 @@ static size_t frame(char *out, const char *payload, size_t len)
     return h + len;
 }
 
-/* Blocking: sends one envelope and reads the first reply's text payload. */
-static void request_reply(int fd, const char *env, char *reply, size_t cap)
+/* Blocking: sends one envelope and reads the first reply's payload (its
+ * length in *rlen). */
+static void request_reply(int fd, const char *env, size_t elen, char *reply, size_t cap, size_t *rlen)
 {
     char buf[1024];
-    size_t n = frame(buf, env, strlen(env));
+    size_t n = frame(buf, env, elen);
     if (write(fd, buf, n) < 0) die("write failed");
     uint8_t h[4];
     if (read(fd, h, 2) != 2) die("no reply");
@@ -180,6 +185,67 @@ static void request_reply(int fd, const char *env, char *reply, size_t cap)
         got += (size_t)r;
     }
     reply[len] = '\0';
+    *rlen = len;
+}
+
+/* ---- protobuf, by hand --------------------------------------------------- */
+
+static size_t put_varint(char *out, uint64_t v)
+{
+    size_t n = 0;
+    do {
+        out[n++] = (char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return n;
+}
+
+/* A length-delimited field: tag, length, bytes. */
+static size_t put_bytes(char *out, int field, const void *b, size_t len)
+{
+    size_t n = put_varint(out, (uint64_t)field << 3 | 2);
+    n += put_varint(out + n, len);
+    memcpy(out + n, b, len);
+    return n + len;
+}
+
+static bool get_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; *i < n && shift < 64; shift += 7) {
+        uint8_t b = p[(*i)++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return true;
+    }
+    return false;
+}
+
+/* Finds length-delimited field `field` in message p[0..n). */
+static bool pb_find(const uint8_t *p, size_t n, int field, const uint8_t **val, size_t *vlen)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint64_t tag, v;
+        if (!get_varint(p, n, &i, &tag)) return false;
+        switch (tag & 7) {
+        case 0:
+            if (!get_varint(p, n, &i, &v)) return false;
+            break;
+        case 1: i += 8; break;
+        case 5: i += 4; break;
+        case 2:
+            if (!get_varint(p, n, &i, &v) || v > n - i) return false;
+            if ((int)(tag >> 3) == field) {
+                *val = p + i;
+                *vlen = (size_t)v;
+                return true;
+            }
+            i += (size_t)v;
+            break;
+        default: return false;
+        }
+    }
+    return false;
 }
 
 /* ---- the run ------------------------------------------------------------- */
@@ -195,6 +261,24 @@ static void record(uint64_t ns)
 }
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Handles one server binary frame: an Envelope whose match_data (14)
+ * data (4) starts with the send time. */
+static void on_binary(const uint8_t *p, size_t len)
+{
+    const uint8_t *md, *d;
+    size_t mdl, dl;
+    if (!pb_find(p, len, 14, &md, &mdl) || !pb_find(md, mdl, 4, &d, &dl) || dl < 8) {
+        if (pb_find(p, len, 11, &md, &mdl)) errors++;
+        return;
+    }
+    uint64_t sent;
+    memcpy(&sent, d, 8);
+    if (running) {
+        delivered++;
+        record(now_ns() - sent);
+    }
+}
 
 /* Handles one server text frame: match_data carries a send time. */
 static void on_text(const char *p, size_t len)
@@ -261,6 +345,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         }
         if (pl->rlen - off < hl + len) break;
         if ((h[0] & 0x0f) == 0x1) on_text(pl->rbuf + off + hl, len);
+        if ((h[0] & 0x0f) == 0x2) on_binary((const uint8_t *)pl->rbuf + off + hl, len);
         off += hl + len;
     }
     memmove(pl->rbuf, pl->rbuf + off, pl->rlen - off);
@@ -287,6 +372,17 @@ static void send_tick(uv_timer_t *t)
     uint64_t ts = now_ns();
     memcpy(raw, &ts, 8);
     size_t rl = (size_t)opt.size < 12 ? 12 : (size_t)opt.size;
+    char env[1600];
+    int el;
+    if (opt.protobuf) { /* Envelope{match_data_send(15){match_id(1), op_code(2) 1, data(3)}} */
+        char inner[1400];
+        size_t il = put_bytes(inner, 1, pl->match_id, strlen(pl->match_id));
+        inner[il++] = 0x10;
+        inner[il++] = 0x01;
+        il += put_bytes(inner + il, 3, raw, rl);
+        el = (int)put_bytes(env, 15, inner, il);
+        goto send;
+    }
     char data[1400];
     size_t dl = 0;
     for (size_t i = 0; i < rl; i += 3) {
@@ -298,9 +394,9 @@ static void send_tick(uv_timer_t *t)
         data[dl++] = i + 2 < rl ? b64[v & 63] : '=';
     }
     data[dl] = '\0';
-    char env[1600];
-    int el = snprintf(env, sizeof env, "{\"match_data_send\":{\"match_id\":\"%s\",\"op_code\":\"1\",\"data\":\"%s\"}}",
-                      pl->match_id, data);
+    el = snprintf(env, sizeof env, "{\"match_data_send\":{\"match_id\":\"%s\",\"op_code\":\"1\",\"data\":\"%s\"}}",
+                  pl->match_id, data);
+send:;
     wreq_t *w = malloc(sizeof *w + (size_t)el + 16);
     size_t fl = frame(w->data, env, (size_t)el);
     uv_buf_t b = uv_buf_init(w->data, (unsigned)fl);
@@ -346,6 +442,8 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--rate")) opt.rate = atoi(v);
         else if (!strcmp(k, "--duration")) opt.duration = atoi(v);
         else if (!strcmp(k, "--size")) opt.size = atoi(v);
+        else if (!strcmp(k, "--format") && (!strcmp(v, "json") || !strcmp(v, "protobuf")))
+            opt.protobuf = !strcmp(v, "protobuf");
         else die("unknown flag (see the comment at the top of tools/relay_bench.c)");
     }
     if (opt.matches < 1 || opt.players < 2 || opt.rate < 1 || opt.duration < 1 || opt.size < 8 || opt.size > 1000)
@@ -359,22 +457,47 @@ int main(int argc, char **argv)
         pl->match = i / opt.players;
         sign_in(i, token, sizeof token);
         int fd = ws_open(token);
-        if (i % opt.players == 0) {
-            request_reply(fd, "{\"cid\":\"1\",\"match_create\":{}}", reply, sizeof reply);
-        } else {
+        size_t rlen;
+        if (opt.protobuf) {
+            /* Envelope{cid(1) "1", match_create(13) {}} or
+             * Envelope{cid "1", match_join(16) {match_id(1)}}; the reply's
+             * match (12) carries match_id (1). */
             char env[256];
-            snprintf(env, sizeof env, "{\"cid\":\"1\",\"match_join\":{\"match_id\":\"%s\"}}",
-                     players[i - i % opt.players].match_id);
-            request_reply(fd, env, reply, sizeof reply);
+            size_t el = put_bytes(env, 1, "1", 1);
+            if (i % opt.players == 0) {
+                el += put_bytes(env + el, 13, "", 0);
+            } else {
+                char inner[160];
+                const char *id = players[i - i % opt.players].match_id;
+                size_t il = put_bytes(inner, 1, id, strlen(id));
+                el += put_bytes(env + el, 16, inner, il);
+            }
+            request_reply(fd, env, el, reply, sizeof reply, &rlen);
+            const uint8_t *m, *id;
+            size_t ml, idl;
+            if (!pb_find((const uint8_t *)reply, rlen, 12, &m, &ml) || !pb_find(m, ml, 1, &id, &idl) ||
+                idl >= sizeof pl->match_id)
+                die("match_create/match_join failed");
+            memcpy(pl->match_id, id, idl);
+        } else {
+            if (i % opt.players == 0) {
+                const char *env = "{\"cid\":\"1\",\"match_create\":{}}";
+                request_reply(fd, env, strlen(env), reply, sizeof reply, &rlen);
+            } else {
+                char env[256];
+                snprintf(env, sizeof env, "{\"cid\":\"1\",\"match_join\":{\"match_id\":\"%s\"}}",
+                         players[i - i % opt.players].match_id);
+                request_reply(fd, env, strlen(env), reply, sizeof reply, &rlen);
+            }
+            char *m = strstr(reply, "\"match_id\":\"");
+            if (!m) {
+                fprintf(stderr, "reply: %s\n", reply);
+                die("match_create/match_join failed");
+            }
+            m += 12;
+            size_t ml = (size_t)(strchr(m, '"') - m);
+            memcpy(pl->match_id, m, ml);
         }
-        char *m = strstr(reply, "\"match_id\":\"");
-        if (!m) {
-            fprintf(stderr, "reply: %s\n", reply);
-            die("match_create/match_join failed");
-        }
-        m += 12;
-        size_t ml = (size_t)(strchr(m, '"') - m);
-        memcpy(pl->match_id, m, ml);
         uv_tcp_init(loop, &pl->tcp);
         uv_tcp_open(&pl->tcp, fd);
         uv_timer_init(loop, &pl->timer);
@@ -400,8 +523,8 @@ int main(int argc, char **argv)
     double secs = (double)(stop_ns - start_ns) / 1e9;
     qsort(lat, nlat, sizeof *lat, cmp_u64);
     uint64_t expected = sent * (uint64_t)(opt.players - 1);
-    printf("matches %d x players %d, rate %d/s each, %d s, payload %d bytes\n", opt.matches, opt.players,
-           opt.rate, opt.duration, opt.size);
+    printf("matches %d x players %d, rate %d/s each, %d s, payload %d bytes, %s\n", opt.matches, opt.players,
+           opt.rate, opt.duration, opt.size, opt.protobuf ? "protobuf" : "json");
     printf("sent %llu, delivered %llu of %llu expected (%.2f%%), errors %llu\n", (unsigned long long)sent,
            (unsigned long long)delivered, (unsigned long long)expected,
            expected ? 100.0 * (double)delivered / (double)expected : 0.0, (unsigned long long)errors);

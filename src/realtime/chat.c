@@ -165,7 +165,7 @@ static member_t *ch_members(channel_t *ch, int *n)
 }
 
 /* Sends frame f to the members in v, except skip (may be NULL). */
-static void fan_out(const member_t *v, int n, const kz_rt_sess_t *skip, kz_frame_t *f)
+static void fan_out(const member_t *v, int n, const kz_rt_sess_t *skip, kz_rt_out_t *f)
 {
     if (n <= 0) return;
     kz_rt_sess_t **to = kz_malloc(sizeof *to * (size_t)n);
@@ -250,7 +250,7 @@ static void put_time(json_t *o, const char *key, int64_t ms)
 }
 
 /* A channel_presence_event with one join or one leave. */
-static kz_frame_t *presence_event(const kz_channel_t *c, const kz_rt_sess_t *s, bool persistence,
+static kz_rt_out_t *presence_event(const kz_channel_t *c, const kz_rt_sess_t *s, bool persistence,
                                   bool join)
 {
     json_t *e = json_object();
@@ -259,7 +259,7 @@ static kz_frame_t *presence_event(const kz_channel_t *c, const kz_rt_sess_t *s, 
     json_array_append_new(arr, presence_json(s, persistence));
     json_object_set_new(e, join ? "joins" : "leaves", arr);
     put_target(e, c);
-    return kz_rt_frame(kz_rt_envelope(NULL, "channel_presence_event", e));
+    return kz_rt_out(kz_rt_envelope(NULL, "channel_presence_event", e));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -446,9 +446,9 @@ static void join_now(kz_rt_sess_t *s, const char *cid, const kz_channel_t *c, bo
     put_target(m, c);
     kz_rt_reply(ws, kz_rt_envelope(cid, "channel", m));
     if (is_new && !hidden && n > 1) {
-        kz_frame_t *f = presence_event(c, s, persistence, true);
+        kz_rt_out_t *f = presence_event(c, s, persistence, true);
         fan_out(v, n, s, f);
-        kz_frame_release(f);
+        kz_rt_out_free(f);
     }
     members_free(v, n);
     ch_release(ch);
@@ -619,9 +619,9 @@ static void leave_now(kz_rt_sess_t *s, joined_t *j)
     pthread_mutex_unlock(&ch->mu);
     if (empty) ch_unlink_if_empty(ch);
     if (n > 0) {
-        kz_frame_t *f = presence_event(&ch->c, s, j->persistence, false);
+        kz_rt_out_t *f = presence_event(&ch->c, s, j->persistence, false);
         fan_out(v, n, NULL, f);
-        kz_frame_release(f);
+        kz_rt_out_free(f);
     }
     members_free(v, n);
     ch_release(ch);
@@ -757,6 +757,23 @@ static void msg_work(kz_db_t *db, void *arg)
         kz_log_error("chat: message store failed: %s", kz_db_errmsg(db));
 }
 
+/* The channel_message event of m in channel c. */
+static kz_rt_out_t *message_event(const kz_channel_t *c, const kz_message_t *m, bool persistent)
+{
+    json_t *e = json_object();
+    json_object_set_new(e, "channel_id", json_string(c->id));
+    json_object_set_new(e, "message_id", json_string(m->id));
+    json_object_set_new(e, "code", json_integer(m->code));
+    json_object_set_new(e, "sender_id", json_string(m->sender_id));
+    if (m->username && *m->username) json_object_set_new(e, "username", json_string(m->username));
+    json_object_set_new(e, "content", json_string(m->content));
+    put_time(e, "create_time", m->create_time);
+    put_time(e, "update_time", m->update_time);
+    json_object_set_new(e, "persistent", json_boolean(persistent));
+    put_target(e, c);
+    return kz_rt_out(kz_rt_envelope(NULL, "channel_message", e));
+}
+
 /* Replies the ack to the sender (if its socket is still open) and fans the
  * message out to every member, the sender included. */
 static void msg_deliver(kz_rt_sess_t *s, msg_job_t *mj)
@@ -776,23 +793,12 @@ static void msg_deliver(kz_rt_sess_t *s, msg_job_t *mj)
         put_target(ack, c);
         kz_rt_reply(s->ws, kz_rt_envelope(mj->cid, "channel_message_ack", ack));
     }
-    json_t *e = json_object();
-    json_object_set_new(e, "channel_id", json_string(c->id));
-    json_object_set_new(e, "message_id", json_string(m->id));
-    json_object_set_new(e, "code", json_integer(m->code));
-    json_object_set_new(e, "sender_id", json_string(m->sender_id));
-    if (m->username && *m->username) json_object_set_new(e, "username", json_string(m->username));
-    json_object_set_new(e, "content", json_string(m->content));
-    put_time(e, "create_time", m->create_time);
-    put_time(e, "update_time", m->update_time);
-    json_object_set_new(e, "persistent", json_boolean(mj->persistent));
-    put_target(e, c);
-    kz_frame_t *f = kz_rt_frame(kz_rt_envelope(NULL, "channel_message", e));
+    kz_rt_out_t *f = message_event(c, m, mj->persistent);
     int n;
     member_t *v = ch_members(mj->ch, &n);
     fan_out(v, n, NULL, f);
     members_free(v, n);
-    kz_frame_release(f);
+    kz_rt_out_free(f);
 }
 
 /* Answers a finished job (ack and fan-out, or the error) and frees it. */
@@ -975,4 +981,82 @@ void kz_rt_channel_message_remove(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid,
     char mid[37];
     if (!msg_target(ws, cid, msg, &c, mid)) return;
     msg_run(ws, s, cid, OP_REMOVE, &c, mid, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Messages the store posts (group membership changes)                      */
+
+/* The channel c as linked in the table, retained, or NULL when nobody has
+ * joined it. */
+static channel_t *ch_find(const kz_channel_t *c)
+{
+    pthread_mutex_lock(&table_mu);
+    channel_t *ch = table[hash_str(c->id) & (CHAN_BUCKETS - 1)];
+    while (ch && strcmp(ch->c.id, c->id) != 0)
+        ch = ch->next;
+    if (ch) ch_retain(ch);
+    pthread_mutex_unlock(&table_mu);
+    return ch;
+}
+
+void kz_rt_chat_post(const kz_channel_t *c, const kz_message_t *m)
+{
+    channel_t *ch = ch_find(c);
+    if (!ch) return;
+    int n;
+    member_t *v = ch_members(ch, &n);
+    kz_rt_out_t *f = message_event(c, m, true);
+    fan_out(v, n, NULL, f);
+    kz_rt_out_free(f);
+    members_free(v, n);
+    ch_release(ch);
+}
+
+/* Posted inside a transaction: pushed once it commits (per worker thread,
+ * as the transaction is). */
+typedef struct posted {
+    kz_channel_t c;
+    kz_message_t m; /* strings owned */
+} posted_t;
+
+static _Thread_local struct {
+    posted_t *v;
+    int n, cap;
+} posted;
+
+void kz_rt_chat_defer(const kz_channel_t *c, const kz_message_t *m)
+{
+    if (posted.n == posted.cap) {
+        posted.cap = posted.cap ? posted.cap * 2 : 8;
+        posted.v = kz_realloc(posted.v, sizeof *posted.v * (size_t)posted.cap);
+    }
+    posted_t *p = &posted.v[posted.n++];
+    p->c = *c;
+    p->m = *m;
+    p->m.username = kz_strdup(m->username);
+    p->m.content = kz_strdup(m->content);
+}
+
+static void posted_end(bool deliver)
+{
+    if (!posted.v) return;
+    posted_t *v = posted.v;
+    int n = posted.n;
+    posted.v = NULL; /* a thread that exits holds nothing */
+    posted.n = posted.cap = 0;
+    for (int i = 0; i < n; i++) {
+        if (deliver) kz_rt_chat_post(&v[i].c, &v[i].m);
+        kz_message_clear(&v[i].m);
+    }
+    kz_free(v);
+}
+
+void kz_rt_chat_flush(void)
+{
+    posted_end(true);
+}
+
+void kz_rt_chat_discard(void)
+{
+    posted_end(false);
 }

@@ -15,19 +15,12 @@ json_t *kz_rt_envelope(const char *cid, const char *key, json_t *msg)
     return e;
 }
 
-kz_frame_t *kz_rt_frame(json_t *env)
-{
-    char *s = json_dumps(env, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(env);
-    kz_frame_t *f = kz_frame_new(false, s, strlen(s));
-    free(s);
-    return f;
-}
-
 void kz_rt_reply(kz_ws_t *ws, json_t *env)
 {
-    kz_frame_t *f = kz_rt_frame(env);
-    kz_ws_send(ws, f);
+    const kz_rt_sess_t *s = kz_ws_user(ws);
+    kz_frame_t *f = kz_rt_encode(env, s->protobuf);
+    json_decref(env);
+    if (f) kz_ws_send(ws, f);
     kz_frame_release(f);
 }
 

@@ -1,4 +1,5 @@
-/* Realtime envelopes (JSON format): building replies, errors and events,
+/* Realtime envelopes (their JSON form, realtime/wire.h encodes it for each
+ * socket's format): building replies, errors and events,
  * and the handlers of the client message kinds, one file per area. */
 #ifndef KZ_REALTIME_ENVELOPE_H
 #define KZ_REALTIME_ENVELOPE_H
@@ -10,6 +11,7 @@
 #include "net/ws.h"
 #include "realtime/router.h"
 #include "store/db.h"
+#include "store/message.h"
 
 /* Realtime error codes (Nakama's). */
 enum {
@@ -25,9 +27,8 @@ enum {
 
 /* {"cid": cid?, key: msg} (msg stolen; key NULL for an empty ack). */
 json_t *kz_rt_envelope(const char *cid, const char *key, json_t *msg);
-/* Encodes env (stolen) once into a text frame for one or many sockets. */
-kz_frame_t *kz_rt_frame(json_t *env);
-/* Replies on ws: the envelope env (stolen). */
+/* Replies on ws, in its wire format: the envelope env (stolen). For many
+ * sockets, see kz_rt_out (realtime/wire.h). */
 void kz_rt_reply(kz_ws_t *ws, json_t *env);
 /* Replies an error envelope (code 0 is omitted from the JSON, as Nakama does). */
 void kz_rt_error(kz_ws_t *ws, const char *cid, int code, const char *message);
@@ -78,6 +79,14 @@ void kz_rt_channel_message_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, j
 void kz_rt_channel_message_update(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
 void kz_rt_channel_message_remove(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
 void kz_rt_chat_init(void);
+/* A message the store posted to channel c (group system messages): pushed
+ * to the channel's members at once (post), or once the transaction it was
+ * written in commits (defer, then flush or discard at the transaction's
+ * end; per thread). */
+void kz_rt_chat_post(const kz_channel_t *c, const kz_message_t *m);
+void kz_rt_chat_defer(const kz_channel_t *c, const kz_message_t *m);
+void kz_rt_chat_flush(void);
+void kz_rt_chat_discard(void);
 
 /* realtime/party.c: parties */
 void kz_rt_party_create(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);

@@ -28,6 +28,7 @@
  * the table holds one while the match is linked; a data send holds one while
  * it copies the members. */
 #include "realtime/match.h"
+#include "codec/pbjson.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -119,87 +120,6 @@ void kz_match_uuid_v5_dns(const char *name, size_t n, char out[37])
     d[8] = (unsigned char)((d[8] & 0x3f) | 0x80); /* variant 10 */
     format_uuid(d, out);
 }
-
-static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-char *kz_match_b64_encode(const void *data, size_t n)
-{
-    const unsigned char *b = data;
-    char *out = kz_malloc((n + 2) / 3 * 4 + 1);
-    size_t o = 0, i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
-        out[o++] = b64_std[v >> 18];
-        out[o++] = b64_std[(v >> 12) & 63];
-        out[o++] = b64_std[(v >> 6) & 63];
-        out[o++] = b64_std[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)b[i] << 16;
-        out[o++] = b64_std[v >> 18];
-        out[o++] = b64_std[(v >> 12) & 63];
-        out[o++] = '=';
-        out[o++] = '=';
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8;
-        out[o++] = b64_std[v >> 18];
-        out[o++] = b64_std[(v >> 12) & 63];
-        out[o++] = b64_std[(v >> 6) & 63];
-        out[o++] = '=';
-    }
-    out[o] = '\0';
-    return out;
-}
-
-/* Value of one base64 digit in the given alphabet, or -1. */
-static int b64val(char c, bool url)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == (url ? '-' : '+')) return 62;
-    if (c == (url ? '_' : '/')) return 63;
-    return -1;
-}
-
-/* protojson picks the alphabet by the presence of '-' or '_', and expects
- * padding exactly when the length is a multiple of four. */
-unsigned char *kz_match_b64_decode(const char *s, size_t n, size_t *outlen)
-{
-    bool url = memchr(s, '-', n) || memchr(s, '_', n);
-    size_t digits = n;
-    if (n % 4 == 0 && n > 0) {
-        if (s[n - 1] == '=') digits--;
-        if (s[n - 2] == '=') digits--;
-    }
-    if (digits % 4 == 1) return NULL;
-    unsigned char *out = kz_malloc(digits / 4 * 3 + 3);
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < digits; i++) {
-        int v = b64val(s[i], url);
-        if (v < 0) {
-            kz_free(out);
-            return NULL;
-        }
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    *outlen = o;
-    return out;
-}
-
-
-/* ------------------------------------------------------------------------ */
-/* Message fields                                                           */
-
-
 
 /* ------------------------------------------------------------------------ */
 /* Matches and the table                                                    */
@@ -377,9 +297,9 @@ static void send_presence_event(const snap_t *sn, const char *id, const kz_rt_se
     json_t *one = json_array();
     json_array_append_new(one, kz_rt_presence_json(s));
     json_object_set_new(ev, join ? "joins" : "leaves", one);
-    kz_frame_t *f = kz_rt_frame(kz_rt_envelope(NULL, "match_presence_event", ev));
+    kz_rt_out_t *f = kz_rt_out(kz_rt_envelope(NULL, "match_presence_event", ev));
     kz_rt_send_many(sn->s, sn->n, f);
-    kz_frame_release(f);
+    kz_rt_out_free(f);
 }
 
 /* The `match` reply: presences listed, size as given. */
@@ -595,7 +515,7 @@ void kz_rt_match_data_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t
     if (v[1]) kz_rt_int64(v[1], &op_code);
     size_t dlen = 0;
     unsigned char *data = NULL;
-    if (v[2] && !(data = kz_match_b64_decode(json_string_value(v[2]), json_string_length(v[2]), &dlen))) {
+    if (v[2] && !(data = kz_pbjson_b64_decode(json_string_value(v[2]), json_string_length(v[2]), &dlen))) {
         kz_rt_parse_error(ws);
         return;
     }
@@ -657,14 +577,14 @@ void kz_rt_match_data_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t
             json_object_set_new(md, "op_code", json_string(num));
         }
         if (dlen) {
-            char *b64 = kz_match_b64_encode(data, dlen);
+            char *b64 = kz_pbjson_b64_encode(data, dlen);
             json_object_set_new(md, "data", json_string(b64));
             kz_free(b64);
         }
         if (v[4] && json_is_true(v[4])) json_object_set_new(md, "reliable", json_true());
-        kz_frame_t *f = kz_rt_frame(kz_rt_envelope(NULL, "match_data", md));
+        kz_rt_out_t *f = kz_rt_out(kz_rt_envelope(NULL, "match_data", md));
         kz_rt_send_many(to.s, to.n, f);
-        kz_frame_release(f);
+        kz_rt_out_free(f);
     }
     snap_free(&to);
 out:

@@ -31,12 +31,4 @@ bool kz_match_id_parse(const char *id, char uuid[37], const char **node);
  * namespace, as Nakama derives a named relayed match's id. */
 void kz_match_uuid_v5_dns(const char *name, size_t n, char out[37]);
 
-/* Standard base64 with padding of b[0..n): an owned NUL-terminated string. */
-char *kz_match_b64_encode(const void *b, size_t n);
-/* Decodes protobuf-JSON bytes: standard or URL-safe alphabet, padded or
- * not. Returns an owned buffer (length in *outlen, never NULL on success,
- * even for empty input) or NULL when s[0..n) is not base64. */
-unsigned char *kz_match_b64_decode(const char *s, size_t n, size_t *outlen);
-
-
 #endif

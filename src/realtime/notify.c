@@ -60,10 +60,10 @@ static void push_one(const kz_notification_t *const *n, int count)
     kz_rt_sess_t **to;
     int ns = kz_rt_user_sessions(n[0]->user_id, &to);
     if (ns == 0) return;
-    kz_frame_t *f =
-        kz_rt_frame(kz_rt_envelope(NULL, "notifications", kz_rt_notifications_json(n, count)));
+    kz_rt_out_t *f =
+        kz_rt_out(kz_rt_envelope(NULL, "notifications", kz_rt_notifications_json(n, count)));
     kz_rt_send_many(to, ns, f);
-    kz_frame_release(f);
+    kz_rt_out_free(f);
     for (int i = 0; i < ns; i++)
         kz_rt_sess_release(to[i]);
     kz_free(to);

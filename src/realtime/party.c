@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "codec/pbjson.h"
 #include "core/alloc.h"
 #include "core/uuid.h"
 #include "realtime/envelope.h"
@@ -221,9 +222,9 @@ static void ob_flush(outbox_t *ob)
     for (int i = 0; i < ob->n; i++) {
         out_t *o = &ob->o[i];
         if (o->n) {
-            kz_frame_t *f = kz_rt_frame(o->env);
+            kz_rt_out_t *f = kz_rt_out(o->env);
             kz_rt_send_many(o->to, o->n, f);
-            kz_frame_release(f);
+            kz_rt_out_free(f);
         } else {
             json_decref(o->env);
         }
@@ -679,7 +680,7 @@ void kz_rt_party_data_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t
     size_t dlen = 0;
     unsigned char *data = NULL;
     if (v[2] &&
-        !(data = kz_match_b64_decode(json_string_value(v[2]), json_string_length(v[2]), &dlen))) {
+        !(data = kz_pbjson_b64_decode(json_string_value(v[2]), json_string_length(v[2]), &dlen))) {
         kz_rt_parse_error(ws);
         return;
     }
@@ -693,7 +694,7 @@ void kz_rt_party_data_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t
         json_object_set_new(pd, "op_code", json_string(num));
     }
     if (dlen) {
-        char *b64 = kz_match_b64_encode(data, dlen);
+        char *b64 = kz_pbjson_b64_encode(data, dlen);
         json_object_set_new(pd, "data", json_string(b64));
         kz_free(b64);
     }

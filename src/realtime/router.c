@@ -42,7 +42,7 @@ void kz_rt_add_close_hook(kz_rt_close_hook hook)
 }
 
 kz_rt_sess_t *kz_rt_sess_open(const struct kz_app *app, int io, const char *uid, const char *username,
-                              const char *lang, bool status)
+                              const char *lang, bool status, bool protobuf)
 {
     kz_rt_sess_t *s = kz_calloc(1, sizeof *s);
     atomic_init(&s->refs, 1);
@@ -53,6 +53,7 @@ kz_rt_sess_t *kz_rt_sess_open(const struct kz_app *app, int io, const char *uid,
     snprintf(s->username, sizeof s->username, "%s", username);
     snprintf(s->lang, sizeof s->lang, "%s", lang);
     s->status = status;
+    s->protobuf = protobuf;
     pthread_mutex_lock(&reg_lock);
     if (!by_user) {
         by_user = kz_calloc(KZ_RT_BUCKETS, sizeof *by_user);
@@ -130,7 +131,7 @@ kz_rt_sess_t *kz_rt_session_find(const char *id)
 
 typedef struct batch_task {
     kz_task_t task;
-    kz_frame_t *f;
+    kz_frame_t *f[2]; /* JSON, protobuf: those the batch's sessions need */
     int n;
     kz_rt_sess_t *s[]; /* retained */
 } batch_task_t;
@@ -139,19 +140,21 @@ static void batch_run(kz_task_t *t)
 {
     batch_task_t *b = (batch_task_t *)t;
     for (int i = 0; i < b->n; i++) {
-        if (b->s[i]->ws) kz_ws_send(b->s[i]->ws, b->f);
+        kz_frame_t *f = b->f[b->s[i]->protobuf];
+        if (b->s[i]->ws && f) kz_ws_send(b->s[i]->ws, f);
         kz_rt_sess_release(b->s[i]);
     }
-    kz_frame_release(b->f);
+    kz_frame_release(b->f[0]);
+    kz_frame_release(b->f[1]);
     kz_free(b);
 }
 
-void kz_rt_send(kz_rt_sess_t *s, kz_frame_t *f)
+void kz_rt_send(kz_rt_sess_t *s, kz_rt_out_t *out)
 {
-    kz_rt_send_many(&s, 1, f);
+    kz_rt_send_many(&s, 1, out);
 }
 
-void kz_rt_send_many(kz_rt_sess_t *const *s, int n, kz_frame_t *f)
+void kz_rt_send_many(kz_rt_sess_t *const *s, int n, kz_rt_out_t *out)
 {
     if (n <= 0) return;
     kz_server_t *srv = s[0]->app->server;
@@ -161,7 +164,8 @@ void kz_rt_send_many(kz_rt_sess_t *const *s, int n, kz_frame_t *f)
     int counts[256] = {0};
     for (int i = 0; i < n; i++) {
         if (s[i]->io == here) {
-            if (s[i]->ws) kz_ws_send(s[i]->ws, f);
+            kz_frame_t *f = s[i]->ws ? kz_rt_out_frame(out, s[i]->protobuf) : NULL;
+            if (f) kz_ws_send(s[i]->ws, f);
         } else if (s[i]->io < 256) {
             counts[s[i]->io]++;
         }
@@ -170,10 +174,15 @@ void kz_rt_send_many(kz_rt_sess_t *const *s, int n, kz_frame_t *f)
         if (!counts[io]) continue;
         batch_task_t *b = kz_malloc(sizeof *b + sizeof b->s[0] * (size_t)counts[io]);
         b->task.run = batch_run;
-        b->f = kz_frame_retain(f);
+        b->f[0] = b->f[1] = NULL;
         b->n = 0;
-        for (int i = 0; i < n; i++)
-            if (s[i]->io == io) b->s[b->n++] = kz_rt_sess_retain(s[i]);
+        for (int i = 0; i < n; i++) {
+            if (s[i]->io != io) continue;
+            bool pb = s[i]->protobuf;
+            kz_frame_t *f = b->f[pb] ? NULL : kz_rt_out_frame(out, pb);
+            if (f) b->f[pb] = kz_frame_retain(f);
+            b->s[b->n++] = kz_rt_sess_retain(s[i]);
+        }
         kz_server_post(srv, io, &b->task);
     }
 }

@@ -4,8 +4,10 @@
  * A session lives on the I/O thread that owns its socket. kz_rt_send from
  * that thread queues the frame on the socket at once; from any other thread
  * it posts a small task to the owner's queue (one wake-up covers many).
- * kz_rt_send_many fans one frame out to many sessions with one task per
- * I/O thread. Frames are refcounted and shared, never copied per recipient.
+ * kz_rt_send_many fans one envelope out to many sessions with one task per
+ * I/O thread. It is encoded once per wire format in use among the
+ * recipients; the frames are refcounted and shared, never copied per
+ * recipient.
  *
  * Sessions are refcounted: the registry holds one reference while the
  * socket is open, and whoever keeps a session pointer (a match's member
@@ -18,6 +20,7 @@
 #include <stdbool.h>
 
 #include "net/ws.h"
+#include "realtime/wire.h"
 
 struct kz_app;
 
@@ -29,6 +32,7 @@ typedef struct kz_rt_sess {
     char username[129];
     char lang[32];
     bool status;        /* appears online to followers (status=true) */
+    bool protobuf;      /* speaks protobuf Envelopes (format=protobuf) */
     int io;             /* owning I/O thread */
     kz_ws_t *ws;        /* owning thread only; NULL once the socket closed */
     /* private: registry chains */
@@ -42,7 +46,7 @@ void kz_rt_sess_release(kz_rt_sess_t *s);
 /* Creates a session for a socket about to open on I/O thread io, and
  * registers it (the registry's reference is the one returned). */
 kz_rt_sess_t *kz_rt_sess_open(const struct kz_app *app, int io, const char *uid, const char *username,
-                              const char *lang, bool status);
+                              const char *lang, bool status, bool protobuf);
 /* On the owning thread when the socket closes: runs the close hooks,
  * unregisters, and drops the registry's reference. */
 void kz_rt_sess_close(kz_rt_sess_t *s);
@@ -53,10 +57,12 @@ void kz_rt_sess_close(kz_rt_sess_t *s);
 typedef void (*kz_rt_close_hook)(kz_rt_sess_t *s);
 void kz_rt_add_close_hook(kz_rt_close_hook hook);
 
-/* Queues f (a reference is taken) for s. Any thread. */
-void kz_rt_send(kz_rt_sess_t *s, kz_frame_t *f);
-/* Queues f for each of n sessions, one task per I/O thread. Any thread. */
-void kz_rt_send_many(kz_rt_sess_t *const *s, int n, kz_frame_t *f);
+/* Queues out, in s's wire format, for s. Any thread (the one that owns
+ * out). */
+void kz_rt_send(kz_rt_sess_t *s, kz_rt_out_t *out);
+/* Queues out for each of n sessions, each in its own wire format, with one
+ * task per I/O thread. Any thread (the one that owns out). */
+void kz_rt_send_many(kz_rt_sess_t *const *s, int n, kz_rt_out_t *out);
 
 /* The open sessions of a user: an owned array of retained sessions
  * (release each, then kz_free the array); returns the count. */

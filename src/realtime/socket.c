@@ -1,6 +1,8 @@
 /* The realtime socket: see realtime/socket.h.
  *
- * Envelope rules (Nakama's): one JSON object per text frame with an optional
+ * Envelope rules (Nakama's): one envelope per frame (a JSON object in a text
+ * frame, or a protobuf Envelope in a binary frame with format=protobuf,
+ * decoded into the same JSON form: realtime/wire.h), with an optional
  * string "cid" and exactly one message key. A frame that is not such an
  * object, or has unknown fields, closes the socket; an envelope with no
  * message gets error 2 (MISSING_PAYLOAD) and a close; a message kind the
@@ -21,6 +23,7 @@
 #include "realtime/notify.h"
 #include "store/notification.h"
 #include "realtime/router.h"
+#include "realtime/wire.h"
 
 typedef kz_rt_sess_t rt_session_t;
 
@@ -101,15 +104,21 @@ static void snake_case(const char *in, char *out, size_t outlen)
 static void on_message(kz_ws_t *ws, bool binary, const char *data, size_t len)
 {
     rt_session_t *s = kz_ws_user(ws);
-    if (binary) { /* a JSON socket takes text frames only */
-        kz_ws_close(ws, 1003, "Binary frames are not accepted on a JSON socket.");
+    if (binary != s->protobuf) { /* a frame of the other format */
+        kz_ws_close(ws, 1003, s->protobuf ? "Text frames are not accepted on a protobuf socket."
+                                          : "Binary frames are not accepted on a JSON socket.");
         return;
     }
-    json_error_t jerr;
-    json_t *env = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *env;
+    if (s->protobuf) {
+        env = kz_rt_decode_protobuf(data, len);
+    } else {
+        json_error_t jerr;
+        env = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    }
     if (!env || !json_is_object(env)) {
         json_decref(env);
-        kz_ws_close(ws, 1000, "Invalid message: not a JSON envelope.");
+        kz_ws_close(ws, 1000, s->protobuf ? "Invalid message: not a protobuf Envelope." : "Invalid message: not a JSON envelope.");
         return;
     }
     const char *cid = NULL;
@@ -208,14 +217,13 @@ void kz_rt_accept(kz_exchange_t *ex, const kz_app_t *app)
         return;
     }
     char *format = kz_query_get(q, "format");
-    bool bad_format = format && *format && strcmp(format, "json") != 0;
     bool protobuf = format && strcmp(format, "protobuf") == 0;
+    bool bad_format = format && *format && strcmp(format, "json") != 0 && !protobuf;
     kz_free(format);
     bool status = false;
     if (bad_format || kz_query_bool(q, "status", false, &status) != 0) {
         kz_claims_clear(&claims);
-        reply_text(ex, 400, protobuf ? "The protobuf format is not supported by this server yet."
-                                     : bad_format ? "Invalid format parameter" : "Invalid status parameter");
+        reply_text(ex, 400, bad_format ? "Invalid format parameter" : "Invalid status parameter");
         return;
     }
     if (!kz_exchange_wants_upgrade(ex)) {
@@ -225,7 +233,7 @@ void kz_rt_accept(kz_exchange_t *ex, const kz_app_t *app)
     }
     char *lang = kz_query_get(q, "lang");
     rt_session_t *s = kz_rt_sess_open(app, kz_server_current_thread(), claims.uid, claims.usn,
-                                       lang && *lang ? lang : "en", status);
+                                       lang && *lang ? lang : "en", status, protobuf);
     kz_free(lang);
     kz_claims_clear(&claims);
     /* A failed upgrade never opened the socket: the session goes at once. */
@@ -241,17 +249,30 @@ static void notification_sink(const kz_notification_t *n, int count, bool in_tx)
         kz_rt_notify(n, count);
 }
 
+/* Group system messages too. */
+static void message_sink(const kz_channel_t *c, const kz_message_t *m, bool in_tx)
+{
+    if (in_tx)
+        kz_rt_chat_defer(c, m);
+    else
+        kz_rt_chat_post(c, m);
+}
+
 static void tx_end(bool committed)
 {
-    if (committed)
+    if (committed) {
         kz_rt_notify_flush();
-    else
+        kz_rt_chat_flush();
+    } else {
         kz_rt_notify_discard();
+        kz_rt_chat_discard();
+    }
 }
 
 void kz_rt_init(void)
 {
     kz_store_set_notification_sink(notification_sink);
+    kz_store_set_message_sink(message_sink);
     kz_db_set_tx_end_hook(tx_end);
     kz_rt_match_init();
     kz_rt_chat_init();

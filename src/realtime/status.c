@@ -259,9 +259,9 @@ static void publish(kz_rt_sess_t *s, const char *join, const char *leave)
     json_t *ev = json_object();
     if (join) json_object_set_new(ev, "joins", json_pack("[o]", presence_json(s, join)));
     if (leave) json_object_set_new(ev, "leaves", json_pack("[o]", presence_json(s, leave)));
-    kz_frame_t *f = kz_rt_frame(kz_rt_envelope(NULL, "status_presence_event", ev));
+    kz_rt_out_t *f = kz_rt_out(kz_rt_envelope(NULL, "status_presence_event", ev));
     kz_rt_send_many(to, n, f);
-    kz_frame_release(f);
+    kz_rt_out_free(f);
     for (int i = 0; i < n; i++)
         kz_rt_sess_release(to[i]);
     kz_free(to);

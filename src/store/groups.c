@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/uuid.h"
+#include "store/message.h"
 #include "store/notification.h"
 
 #define GROUP_COLUMNS                                                                              \
@@ -509,6 +510,7 @@ int kz_store_group_join(kz_db_t *db, const char *group_id, const char *user_id, 
     if (open) {
         rc = edges_insert(db, group_id, user_id, KZ_GROUP_MEMBER, now_ms);
         if (rc == KZ_DB_OK) rc = count_up(db, group_id, now_ms);
+        if (rc == KZ_DB_OK) rc = kz_store_group_message_post(db, group_id, KZ_MSG_GROUP_JOIN, user_id, now_ms);
         if (rc == KZ_DB_OK) *state = KZ_GROUP_MEMBER;
     } else {
         rc = edges_insert(db, group_id, user_id, KZ_GROUP_JOIN_REQUEST, now_ms);
@@ -535,6 +537,8 @@ int kz_store_group_leave(kz_db_t *db, const char *group_id, const char *user_id,
     }
     if (rc == KZ_DB_OK) rc = edges_delete(db, group_id, user_id);
     if (rc == KZ_DB_OK && s < KZ_GROUP_JOIN_REQUEST) rc = count_down(db, group_id, now_ms);
+    if (rc == KZ_DB_OK && s < KZ_GROUP_JOIN_REQUEST)
+        rc = kz_store_group_message_post(db, group_id, KZ_MSG_GROUP_LEAVE, user_id, now_ms);
     return finish(db, rc);
 }
 
@@ -573,6 +577,7 @@ int kz_store_group_users_add(kz_db_t *db, const char *group_id, const char *call
         else
             continue; /* already a member, or banned */
         if (rc == KZ_DB_OK) rc = count_up(db, group_id, now_ms);
+        if (rc == KZ_DB_OK) rc = kz_store_group_message_post(db, group_id, KZ_MSG_GROUP_ADD, user_ids[i], now_ms);
         if (rc == KZ_DB_OK)
             notes[nnotes++] = (kz_notification_t){.user_id = user_ids[i],
                                                   .subject = subject,
@@ -626,6 +631,8 @@ static int remove_users(kz_db_t *db, const char *group_id, const char *caller_id
                 p, 5, NULL);
         }
         if (rc == KZ_DB_OK && s < KZ_GROUP_JOIN_REQUEST) rc = count_down(db, group_id, now_ms);
+        if (rc == KZ_DB_OK && s < KZ_GROUP_JOIN_REQUEST)
+            rc = kz_store_group_message_post(db, group_id, ban ? KZ_MSG_GROUP_BAN : KZ_MSG_GROUP_KICK, uid, now_ms);
     }
     return finish(db, rc);
 }
@@ -666,6 +673,9 @@ static int change_roles(kz_db_t *db, const char *group_id, const char *caller_id
             if (others == 0) continue;
         }
         rc = edges_set_state(db, group_id, uid, s + step, now_ms);
+        if (rc == KZ_DB_OK)
+            rc = kz_store_group_message_post(db, group_id, step < 0 ? KZ_MSG_GROUP_PROMOTE : KZ_MSG_GROUP_DEMOTE,
+                                             uid, now_ms);
     }
     return finish(db, rc);
 }

@@ -5,8 +5,10 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/uuid.h"
 #include "store/account.h"
+#include "store/db_internal.h"
 
 /* ------------------------------------------------------------------------ */
 /* Channel ids                                                              */
@@ -183,6 +185,36 @@ int kz_store_message_insert(kz_db_t *db, const kz_channel_t *c, const kz_message
         "stream_subcontext, stream_label, content, create_time, update_time) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         p, 11, NULL);
+}
+
+static kz_message_sink_fn sink;
+
+void kz_store_set_message_sink(kz_message_sink_fn fn)
+{
+    sink = fn;
+}
+
+int kz_store_group_message_post(kz_db_t *db, const char *group_id, int code, const char *user_id,
+                                int64_t now_ms)
+{
+    kz_channel_t c;
+    if (!kz_channel_group(&c, group_id)) return KZ_DB_EERROR;
+    kz_message_t m = {.code = code, .content = "{}"};
+    /* Whole seconds for clients; the id, minted now, keeps the order of
+     * the posts within a second. */
+    kz_uuid_v7_ns(m.id, kz_now_ns());
+    m.create_time = m.update_time = now_ms - now_ms % 1000;
+    snprintf(m.sender_id, sizeof m.sender_id, "%s", user_id);
+    kz_dbval_t p[] = {KZ_DBTEXT(user_id)};
+    kz_dbrows_t *r;
+    int rc = kz_db_query(db, "SELECT username FROM users WHERE id = $1", p, 1, &r);
+    if (rc != KZ_DB_OK) return rc;
+    if (kz_db_next(r) == 1) m.username = kz_db_text_dup(r, 0);
+    kz_db_rows_free(r);
+    rc = kz_store_message_insert(db, &c, &m);
+    if (rc == KZ_DB_OK && sink) sink(&c, &m, db->in_tx);
+    kz_free(m.username);
+    return rc;
 }
 
 /* The stream condition of every statement on one channel's messages,

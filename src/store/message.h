@@ -29,11 +29,20 @@ enum {
     KZ_CHAN_DIRECT = 4,
 };
 
-/* ChannelMessage.code values the chat itself produces. */
+/* ChannelMessage.code values: those of the chat itself, and the system
+ * messages group membership changes post to the group's channel (sent by
+ * the user the change is about, content "{}"). */
 enum {
     KZ_MSG_CHAT = 0,
     KZ_MSG_CHAT_UPDATE = 1,
     KZ_MSG_CHAT_REMOVE = 2,
+    KZ_MSG_GROUP_JOIN = 3,
+    KZ_MSG_GROUP_ADD = 4,
+    KZ_MSG_GROUP_LEAVE = 5,
+    KZ_MSG_GROUP_KICK = 6,
+    KZ_MSG_GROUP_PROMOTE = 7,
+    KZ_MSG_GROUP_BAN = 8,
+    KZ_MSG_GROUP_DEMOTE = 9,
 };
 
 #define KZ_ROOM_NAME_MAX 64
@@ -77,6 +86,19 @@ void kz_messages_free(kz_message_t *m, int n);
 /* Stores a message of channel c (id, sender, username, content, code and
  * times taken from m as given). */
 int kz_store_message_insert(kz_db_t *db, const kz_channel_t *c, const kz_message_t *m);
+
+/* Where messages the store posts on its own (group system messages) go
+ * live: set once at start-up by the realtime layer. in_tx: the message is
+ * part of an open transaction, to be pushed only once it commits (see
+ * kz_db_set_tx_end_hook). */
+typedef void (*kz_message_sink_fn)(const kz_channel_t *c, const kz_message_t *m, bool in_tx);
+void kz_store_set_message_sink(kz_message_sink_fn fn);
+
+/* Stores a group system message (code KZ_MSG_GROUP_*) about user_id in the
+ * group's channel, with user_id as sender and their username, and hands it
+ * to the sink. Runs inside the caller's transaction. */
+int kz_store_group_message_post(kz_db_t *db, const char *group_id, int code, const char *user_id,
+                                int64_t now_ms);
 
 /* Replaces the content (and username) of message_id in channel c if
  * sender_id sent it, setting update_time; *create_time (may be NULL)

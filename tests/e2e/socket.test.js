@@ -1,12 +1,15 @@
 // The realtime socket's foundation: GET /ws upgrade with the session token,
 // JSON envelopes with cid replies, app-level ping/pong, Nakama's handling of
 // malformed, unknown and server-only messages, size limits, control pings
-// with a pong deadline, and a clean close when the server stops.
+// with a pong deadline, and a clean close when the server stops. Raw `ws`
+// tests speak JSON and run in the JSON pass only (KZ_WS_FORMAT, lib/socket.js);
+// protobuf.test.js has their protobuf counterparts.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { useServer, newDeviceSession } from './lib/fixture.js';
 import { request } from './lib/http.js';
+import { createSocket, JSON_ONLY } from './lib/socket.js';
 
 // Short keep-alive periods so the control-ping tests run in about a second.
 const ctx = useServer({ args: ['--socket.ping_period_ms', '200', '--socket.pong_wait_ms', '700'] });
@@ -47,7 +50,7 @@ async function session() {
 describe('upgrade', () => {
   test('nakama-js connects and disconnects with a session', async () => {
     const s = await session();
-    const socket = ctx.client.createSocket(false, false);
+    const socket = createSocket(ctx.client);
     let disconnected = false;
     socket.ondisconnect = () => { disconnected = true; };
     const got = await socket.connect(s, true);
@@ -57,7 +60,7 @@ describe('upgrade', () => {
     assert.equal(disconnected, true);
   });
 
-  test('a missing, tampered or revoked token is 401 with no upgrade', async () => {
+  test('a missing, tampered or revoked token is 401 with no upgrade', { skip: JSON_ONLY }, async () => {
     const s = await session();
     let r = await open(url(null));
     assert.equal(r.status, 401);
@@ -72,7 +75,7 @@ describe('upgrade', () => {
     assert.equal(r.status, 401);
   });
 
-  test('the token may come as a Bearer header', async () => {
+  test('the token may come as a Bearer header', { skip: JSON_ONLY }, async () => {
     const s = await session();
     const r = await open(url(null), { headers: { Authorization: `Bearer ${s.token}` } });
     assert.ok(r.ws, `status ${r.status}`);
@@ -80,7 +83,7 @@ describe('upgrade', () => {
     await r.ws.closed;
   });
 
-  test('format and status parameters are checked', async () => {
+  test('format and status parameters are checked', { skip: JSON_ONLY }, async () => {
     const s = await session();
     let r = await open(url(s.token, '&format=xml'));
     assert.equal(r.status, 400);
@@ -92,14 +95,14 @@ describe('upgrade', () => {
     assert.equal(r.status, 400);
   });
 
-  test('a plain GET /ws without the upgrade headers is 400', async () => {
+  test('a plain GET /ws without the upgrade headers is 400', { skip: JSON_ONLY }, async () => {
     const s = await session();
     const r = await request(ctx.srv, 'GET', `/ws?token=${encodeURIComponent(s.token)}`);
     assert.equal(r.status, 400);
   });
 });
 
-describe('envelopes', () => {
+describe('envelopes', { skip: JSON_ONLY }, () => {
   test('ping gets pong with the same cid', async () => {
     const { ws } = await open(url((await session()).token));
     ws.send(JSON.stringify({ cid: '7', ping: {} }));
@@ -178,7 +181,7 @@ describe('envelopes', () => {
   });
 });
 
-describe('keep-alive', () => {
+describe('keep-alive', { skip: JSON_ONLY }, () => {
   test('the server sends control pings, and a client that answers stays', async () => {
     const { ws } = await open(url((await session()).token));
     let pings = 0;
@@ -199,7 +202,7 @@ describe('keep-alive', () => {
   });
 });
 
-describe('shutdown', () => {
+describe('shutdown', { skip: JSON_ONLY }, () => {
   test('stopping the server closes open sockets with 1001 and exits 0', async () => {
     const { startServer } = await import('./lib/server.js');
     const srv = await startServer();

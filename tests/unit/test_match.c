@@ -68,53 +68,6 @@ Test(match, v5_dns_names)
     cr_assert_str_eq(out, "0f5408b4-bd23-5c9f-abc5-7125d44be923");
 }
 
-static void check_decode(const char *in, const char *want, size_t wantlen)
-{
-    size_t n = 99;
-    unsigned char *b = kz_match_b64_decode(in, strlen(in), &n);
-    cr_assert_not_null(b, "decode %s", in);
-    cr_assert_eq(n, wantlen, "length of %s", in);
-    cr_assert(memcmp(b, want, wantlen) == 0, "bytes of %s", in);
-    kz_free(b);
-}
-
-Test(match, base64_encode)
-{
-    struct {
-        const char *in;
-        size_t n;
-        const char *out;
-    } v[] = {
-        {"", 0, ""},         {"f", 1, "Zg=="},          {"fo", 2, "Zm8="},
-        {"foo", 3, "Zm9v"},  {"foob", 4, "Zm9vYg=="},   {"\xff\xfe\x00", 3, "//4A"},
-        {"\xfb\xff", 2, "+/8="},
-    };
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-        char *s = kz_match_b64_encode(v[i].in, v[i].n);
-        cr_assert_str_eq(s, v[i].out);
-        kz_free(s);
-    }
-}
-
-Test(match, base64_decode_variants)
-{
-    check_decode("", "", 0);
-    check_decode("Zg==", "f", 1);
-    check_decode("Zg", "f", 1);
-    check_decode("Zm8=", "fo", 2);
-    check_decode("Zm8", "fo", 2);
-    check_decode("Zm9vYmFy", "foobar", 6);
-    check_decode("//4A", "\xff\xfe\x00", 3);
-    check_decode("__4A", "\xff\xfe\x00", 3);
-    check_decode("-_8", "\xfb\xff", 2);
-    check_decode("+/8=", "\xfb\xff", 2);
-    const char *bad[] = {"Z", "Zg=", "Z===", "Zm9v!", "Zg==Zg==", "+_8=", "Zm 9v", "=Zg="};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        size_t n;
-        cr_assert_null(kz_match_b64_decode(bad[i], strlen(bad[i]), &n), "%s", bad[i]);
-    }
-}
-
 Test(match, int64_input)
 {
     int64_t x = 0;

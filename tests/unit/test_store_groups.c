@@ -8,6 +8,7 @@
 #include "dbfixture.h"
 #include "store/account.h"
 #include "store/groups.h"
+#include "store/message.h"
 
 #define NOW INT64_C(1700000000000) /* 2023-11-14T22:13:20Z */
 
@@ -865,4 +866,74 @@ KZ_DB_TEST(groups, delete_user_rolls_back_with_caller)
     DB_OK(db, kz_store_groups_delete_user(db, GHOST));
     DB_OK(db, kz_db_commit(db));
     expect_count(db, gid, 3);
+}
+
+/* ---- System messages in the group channel ----------------------------------- */
+
+static struct {
+    int n;
+    int code[16];
+    char sender[16][37];
+    bool in_tx[16];
+} sunk;
+
+static void sink(const kz_channel_t *c, const kz_message_t *m, bool in_tx)
+{
+    if (sunk.n < 16) {
+        sunk.code[sunk.n] = m->code;
+        memcpy(sunk.sender[sunk.n], m->sender_id, 37);
+        sunk.in_tx[sunk.n] = in_tx;
+    }
+    sunk.n++;
+}
+
+KZ_DB_TEST(groups, membership_changes_post_system_messages)
+{
+    mkusers(db);
+    memset(&sunk, 0, sizeof sunk);
+    kz_store_set_message_sink(sink);
+    char gid[37];
+    mkgroup(db, U1, "chatty", true, 10, gid);
+    int st;
+    char *one[] = {U3};
+    char *two[] = {U2};
+    DB_OK(db, kz_store_group_join(db, gid, U2, NOW, &st));                 /* 3 join */
+    DB_OK(db, kz_store_group_users_add(db, gid, U1, one, 1, NOW));         /* 4 add */
+    DB_OK(db, kz_store_group_users_promote(db, gid, U1, two, 1, NOW));     /* 7 promote */
+    DB_OK(db, kz_store_group_users_demote(db, gid, U1, two, 1, NOW));      /* 9 demote */
+    DB_OK(db, kz_store_group_users_kick(db, gid, U1, one, 1, NOW));        /* 6 kick */
+    DB_OK(db, kz_store_group_users_ban(db, gid, U1, two, 1, NOW));         /* 8 ban */
+    DB_OK(db, kz_store_group_join(db, gid, U4, NOW, &st));                 /* 3 join */
+    DB_OK(db, kz_store_group_leave(db, gid, U4, NOW + 1000));              /* 5 leave */
+    /* Nothing changes, nothing is posted: self-kick, an unknown user added. */
+    DB_OK(db, kz_store_group_users_kick(db, gid, U1, (char *[]){U1}, 1, NOW));
+    DB_RC(db, kz_store_group_users_add(db, gid, U1, (char *[]){U5, GHOST}, 2, NOW), KZ_GROUP_EUSER_NOTFOUND);
+    kz_store_set_message_sink(NULL);
+
+    const int codes[] = {3, 4, 7, 9, 6, 8, 3, 5, 4};
+    const char *senders[] = {U2, U3, U2, U2, U3, U2, U4, U4, U5};
+    /* The refused add reached the sink inside its transaction (the realtime
+     * layer drops it on rollback), and is not in the history. */
+    cr_assert_eq(sunk.n, 9, "[%s] sink calls: %d", dbfx.label, sunk.n);
+    for (int i = 0; i < 9; i++) {
+        cr_assert_eq(sunk.code[i], codes[i], "[%s] code #%d", dbfx.label, i);
+        ASSERT_STR(sunk.sender[i], senders[i], "sender");
+        cr_assert(sunk.in_tx[i], "[%s] posted inside the transaction", dbfx.label);
+    }
+    kz_channel_t c;
+    cr_assert(kz_channel_group(&c, gid));
+    kz_message_t *m;
+    int n;
+    DB_OK(db, kz_store_messages_list(db, &c, true, NULL, 100, &m, &n));
+    cr_assert_eq(n, 8, "[%s] stored: %d", dbfx.label, n);
+    const char *names[] = {"bob", "carol", "bob", "bob", "carol", "bob", "dave", "dave"};
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(m[i].code, codes[i], "[%s] stored code #%d", dbfx.label, i);
+        ASSERT_STR(m[i].sender_id, senders[i], "stored sender");
+        ASSERT_STR(m[i].username, names[i], "stored username");
+        ASSERT_STR(m[i].content, "{}", "stored content");
+    }
+    cr_assert_eq(m[0].create_time, NOW - NOW % 1000);
+    cr_assert_eq(m[7].create_time, NOW + 1000 - (NOW + 1000) % 1000);
+    kz_messages_free(m, n);
 }
