@@ -5,10 +5,14 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
+#include "core/uuid.h"
 #include "store/friends.h"
 #include "store/groups.h"
+#include "store/leaderboard.h"
 #include "store/notification.h"
 #include "store/storage.h"
+#include "store/wallet.h"
 
 #define USER_COLUMNS                                                                               \
     "id, username, display_name, avatar_url, lang_tag, location, timezone, metadata, wallet, "    \
@@ -194,12 +198,15 @@ int kz_store_user_delete(kz_db_t *db, const char *user_id)
     /* Everything the user owns or takes part in goes in the same
      * transaction as the user row: group memberships first (a group may need
      * a new superadmin), then friend edges (with the other side's counts),
-     * notifications and storage objects. user_device rows go by ON DELETE
-     * CASCADE. */
+     * notifications, storage objects, wallet ledger entries and leaderboard
+     * records. user_device
+     * rows go by ON DELETE CASCADE. */
     rc = kz_store_groups_delete_user(db, user_id);
     if (rc == KZ_DB_OK) rc = kz_store_friends_delete_user(db, user_id);
     if (rc == KZ_DB_OK) rc = kz_store_notifications_delete_user(db, user_id);
     if (rc == KZ_DB_OK) rc = kz_store_storage_delete_user(db, user_id);
+    if (rc == KZ_DB_OK) rc = kz_store_wallet_delete_user(db, user_id);
+    if (rc == KZ_DB_OK) rc = kz_lb_delete_user(db, user_id, kz_now_ms());
     if (rc == KZ_DB_OK) rc = kz_db_exec(db, "DELETE FROM users WHERE id = $1", p, 1, &changed);
     if (rc == KZ_DB_OK) rc = kz_db_exec(db, "DELETE FROM session_cutoff WHERE user_id = $1", p, 1, NULL);
     if (rc == KZ_DB_OK) rc = changed ? kz_db_commit(db) : KZ_STORE_NOTFOUND;
@@ -310,6 +317,52 @@ int kz_store_users_get(kz_db_t *db, char **ids, int nids, char **usernames, int 
     }
     kz_db_rows_free(r);
     return rc < 0 ? rc : KZ_DB_OK;
+}
+
+/* Appends the users of a query selecting USER_COLUMNS to *out, at most
+ * want - *n more. */
+static int users_append(kz_db_t *db, const char *sql, const kz_dbval_t *p, int np, int want,
+                        kz_user_t **out, int *n)
+{
+    kz_dbrows_t *r;
+    int rc = kz_db_query(db, sql, p, np, &r);
+    if (rc != KZ_DB_OK) return rc;
+    while (*n < want && (rc = kz_db_next(r)) == 1) user_from_row(r, &(*out)[(*n)++]);
+    kz_db_rows_free(r);
+    return rc < 0 ? rc : KZ_DB_OK;
+}
+
+int kz_store_users_random(kz_db_t *db, int count, kz_user_t **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (count <= 0) return KZ_DB_OK;
+    if (count > 1000) count = 1000;
+    /* A random point on the id ring, then the ids that follow it, then
+     * (when too few follow) the ones from the start: an index range scan
+     * either way, never a sort of the whole table. */
+    char pivot[37];
+    kz_uuid_v4(pivot);
+    *out = kz_calloc((size_t)count, sizeof **out);
+    kz_dbval_t p[] = {KZ_DBTEXT(pivot), KZ_DBINT(count)};
+    int rc = users_append(db,
+                          "SELECT " USER_COLUMNS " FROM users WHERE id > $1 AND id <> '" KZ_UUID_NIL
+                          "' ORDER BY id LIMIT $2",
+                          p, 2, count, out, n);
+    if (rc == KZ_DB_OK && *n < count) {
+        kz_dbval_t q[] = {KZ_DBTEXT(pivot), KZ_DBINT(count - *n)};
+        rc = users_append(db,
+                          "SELECT " USER_COLUMNS " FROM users WHERE id <= $1 AND id <> '" KZ_UUID_NIL
+                          "' ORDER BY id LIMIT $2",
+                          q, 2, count, out, n);
+    }
+    if (rc != KZ_DB_OK) {
+        for (int i = 0; i < *n; i++) kz_user_clear(&(*out)[i]);
+        kz_free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
 }
 
 int kz_store_revoke_token(kz_db_t *db, const char *token_id, const char *user_id, int64_t expire_ms)

@@ -89,6 +89,11 @@ int kz_store_unlink(kz_db_t *db, const char *user_id, kz_id_kind_t kind, const c
 int kz_store_users_get(kz_db_t *db, char **ids, int nids, char **usernames, int nusernames,
                        kz_user_t **out, int *n);
 
+/* Up to count users (at most 1000) picked at random, the system user
+ * excepted: the ones after a random id, wrapping around to the start.
+ * *out is owned as for kz_store_users_get. */
+int kz_store_users_random(kz_db_t *db, int count, kz_user_t **out, int *n);
+
 /* Session revocation: a revoked token pair (kept until expire_ms), and a
  * per-user cutoff (tokens whose id stamp, kz_uuid_v7_stamp, is below the
  * cutoff are invalid). */

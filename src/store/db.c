@@ -141,6 +141,21 @@ const char *kz_db_text(kz_dbrows_t *rows, int col, size_t *len)
     return rows->db->ops->get_text(rows, col, len);
 }
 
+int kz_db_ncols(kz_dbrows_t *rows)
+{
+    return rows->db->ops->ncols(rows);
+}
+
+const char *kz_db_colname(kz_dbrows_t *rows, int col)
+{
+    return rows->db->ops->colname(rows, col);
+}
+
+kz_dbcol_type_t kz_db_coltype(kz_dbrows_t *rows, int col)
+{
+    return rows->db->ops->coltype(rows, col);
+}
+
 void kz_db_rows_free(kz_dbrows_t *rows)
 {
     if (!rows) return;

@@ -78,6 +78,25 @@ int64_t kz_db_int(kz_dbrows_t *rows, int col);
  * SQL NULL; *len (may be NULL) receives the byte length. */
 const char *kz_db_text(kz_dbrows_t *rows, int col, size_t *len);
 void kz_db_rows_free(kz_dbrows_t *rows);
+/* Columns of the result, for callers that do not know its shape (the Lua
+ * runtime's nk.sql_query). Call once kz_db_next has returned 1: the number
+ * of columns, and the name of column col (borrowed, valid until
+ * kz_db_rows_free; NULL when col is out of range). */
+int kz_db_ncols(kz_dbrows_t *rows);
+const char *kz_db_colname(kz_dbrows_t *rows, int col);
+/* What column col of the current row holds. SQLite reports the value's own
+ * storage class (BLOB reads as TEXT); PostgreSQL the column's type: int2,
+ * int4, int8 and oid are INT, float4, float8 and numeric REAL, bool BOOL
+ * (kz_db_int gives 1/0), everything else TEXT. Read INT with kz_db_int and
+ * the others with kz_db_text. */
+typedef enum {
+    KZ_DBCOL_NULL = 0,
+    KZ_DBCOL_INT,
+    KZ_DBCOL_REAL,
+    KZ_DBCOL_BOOL,
+    KZ_DBCOL_TEXT
+} kz_dbcol_type_t;
+kz_dbcol_type_t kz_db_coltype(kz_dbrows_t *rows, int col);
 /* Owned copy of a text column (kz_free), NULL for SQL NULL. */
 char *kz_db_text_dup(kz_dbrows_t *rows, int col);
 /* Copies a text column holding an id into out ("" when NULL or longer than

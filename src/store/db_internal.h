@@ -31,6 +31,11 @@ typedef struct kz_db_ops {
     int64_t (*get_int)(kz_dbrows_t *rows, int col);
     const char *(*get_text)(kz_dbrows_t *rows, int col, size_t *len);
     void (*rows_free)(kz_dbrows_t *rows);
+    /* Result shape of the current row (see kz_db_ncols / kz_db_colname /
+     * kz_db_coltype). */
+    int (*ncols)(kz_dbrows_t *rows);
+    const char *(*colname)(kz_dbrows_t *rows, int col);
+    kz_dbcol_type_t (*coltype)(kz_dbrows_t *rows, int col);
     /* Opens a write (readonly false) or read-only snapshot transaction. */
     int (*begin)(kz_db_t *db, bool readonly);
     /* Commits; on failure the transaction is rolled back, so after either

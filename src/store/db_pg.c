@@ -279,6 +279,47 @@ static const char *pg_text(kz_dbrows_t *rows, int col, size_t *len)
     return PQgetvalue(r->res, r->row, col);
 }
 
+static int pg_ncols(kz_dbrows_t *rows)
+{
+    pg_rows_t *r = (pg_rows_t *)rows;
+    return r->res ? PQnfields(r->res) : 0;
+}
+
+static const char *pg_colname(kz_dbrows_t *rows, int col)
+{
+    pg_rows_t *r = (pg_rows_t *)rows;
+    return r->res && col >= 0 && col < PQnfields(r->res) ? PQfname(r->res, col) : NULL;
+}
+
+/* Type OIDs from PostgreSQL's pg_type catalogue (stable across versions). */
+enum {
+    PG_BOOL = 16,
+    PG_INT8 = 20,
+    PG_INT2 = 21,
+    PG_INT4 = 23,
+    PG_OID = 26,
+    PG_FLOAT4 = 700,
+    PG_FLOAT8 = 701,
+    PG_NUMERIC = 1700
+};
+
+static kz_dbcol_type_t pg_coltype(kz_dbrows_t *rows, int col)
+{
+    pg_rows_t *r = (pg_rows_t *)rows;
+    if (!readable(r, col) || PQgetisnull(r->res, r->row, col)) return KZ_DBCOL_NULL;
+    switch (PQftype(r->res, col)) {
+    case PG_INT2:
+    case PG_INT4:
+    case PG_INT8:
+    case PG_OID: return KZ_DBCOL_INT;
+    case PG_FLOAT4:
+    case PG_FLOAT8:
+    case PG_NUMERIC: return KZ_DBCOL_REAL;
+    case PG_BOOL: return KZ_DBCOL_BOOL;
+    default: return KZ_DBCOL_TEXT;
+    }
+}
+
 static void pg_rows_free(kz_dbrows_t *rows)
 {
     pg_rows_t *r = (pg_rows_t *)rows;
@@ -413,6 +454,9 @@ static const kz_db_ops_t pg_ops = {
     .get_int = pg_int,
     .get_text = pg_text,
     .rows_free = pg_rows_free,
+    .ncols = pg_ncols,
+    .colname = pg_colname,
+    .coltype = pg_coltype,
     .begin = pg_begin,
     .commit = pg_commit,
     .rollback = pg_rollback,

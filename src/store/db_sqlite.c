@@ -376,6 +376,30 @@ static const char *sq_text(kz_dbrows_t *rows, int col, size_t *len)
     return s;
 }
 
+static int sq_ncols(kz_dbrows_t *rows)
+{
+    sq_rows_t *r = (sq_rows_t *)rows;
+    return r->has_row ? sqlite3_column_count(r->stmt) : 0;
+}
+
+static const char *sq_colname(kz_dbrows_t *rows, int col)
+{
+    sq_rows_t *r = (sq_rows_t *)rows;
+    return readable(r, col) ? sqlite3_column_name(r->stmt, col) : NULL;
+}
+
+static kz_dbcol_type_t sq_coltype(kz_dbrows_t *rows, int col)
+{
+    sq_rows_t *r = (sq_rows_t *)rows;
+    if (!readable(r, col)) return KZ_DBCOL_NULL;
+    switch (sqlite3_column_type(r->stmt, col)) {
+    case SQLITE_INTEGER: return KZ_DBCOL_INT;
+    case SQLITE_FLOAT: return KZ_DBCOL_REAL;
+    case SQLITE_NULL: return KZ_DBCOL_NULL;
+    default: return KZ_DBCOL_TEXT;
+    }
+}
+
 static void sq_rows_free(kz_dbrows_t *rows)
 {
     sq_db_t *db = (sq_db_t *)rows->db;
@@ -587,6 +611,9 @@ static const kz_db_ops_t sq_ops = {
     .get_int = sq_int,
     .get_text = sq_text,
     .rows_free = sq_rows_free,
+    .ncols = sq_ncols,
+    .colname = sq_colname,
+    .coltype = sq_coltype,
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,

@@ -217,6 +217,13 @@ int kz_store_group_message_post(kz_db_t *db, const char *group_id, int code, con
     return rc;
 }
 
+int kz_store_message_send(kz_db_t *db, const kz_channel_t *c, const kz_message_t *m, bool persist)
+{
+    int rc = persist ? kz_store_message_insert(db, c, m) : KZ_DB_OK;
+    if (rc == KZ_DB_OK && sink) sink(c, m, db->in_tx);
+    return rc;
+}
+
 /* The stream condition of every statement on one channel's messages,
  * with the stream in $1..$4. */
 #define STREAM_WHERE                                                                               \

@@ -100,6 +100,12 @@ void kz_store_set_message_sink(kz_message_sink_fn fn);
 int kz_store_group_message_post(kz_db_t *db, const char *group_id, int code, const char *user_id,
                                 int64_t now_ms);
 
+/* Sends a message m of channel c on behalf of the server (the runtime's
+ * channel_message_send): stores it when persist, then hands it to the sink
+ * like a group system message, so sockets joined to the channel get it
+ * live (after the caller's transaction commits, if one is open). */
+int kz_store_message_send(kz_db_t *db, const kz_channel_t *c, const kz_message_t *m, bool persist);
+
 /* Replaces the content (and username) of message_id in channel c if
  * sender_id sent it, setting update_time; *create_time (may be NULL)
  * receives the message's creation time. KZ_STORE_NOTFOUND when there is no

@@ -240,9 +240,23 @@ typedef struct migration {
 static const char schema_v1_sqlite[] = SCHEMA_V1(" WITHOUT ROWID");
 static const char schema_v1_postgres[] = SCHEMA_V1("");
 
+/* ---- Migration 2: leaderboard ranking order, tournament size per period ----
+ *
+ * Pages of a leaderboard are read in the board's rank order (score,
+ * subscore, owner_id), so the index follows that order exactly (v1 had
+ * update_time before owner_id). A tournament's size counts the
+ * participants of one period: size_expiry names the period the count
+ * belongs to, so a new period starts from zero without a reset job. */
+#define SCHEMA_V2                                                                                   \
+    "DROP INDEX leaderboard_record_rank_idx;"                                                       \
+    "CREATE INDEX leaderboard_record_rank_idx ON leaderboard_record"                                \
+    " (leaderboard_id, expiry_time, score, subscore, owner_id);"                                    \
+    "ALTER TABLE leaderboard ADD COLUMN size_expiry BIGINT NOT NULL DEFAULT 0;"
+
 /* Every migration, in order. Append only. */
 static const migration_t migrations[] = {
     {1, "initial schema", schema_v1_sqlite, schema_v1_postgres},
+    {2, "leaderboard rank order", SCHEMA_V2, SCHEMA_V2},
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

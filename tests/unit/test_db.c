@@ -251,16 +251,19 @@ static char *status_text(kz_db_t *db)
 
 DB_TEST(migrate_up_is_idempotent)
 {
-    cr_assert_eq(kz_migrate_count(), 1);
+    cr_assert_eq(kz_migrate_count(), 2);
 
     char *before = status_text(db);
-    cr_assert_str_eq(before, "  1 initial schema            pending\n", "[%s] %s", fx.label, before);
+    cr_assert_str_eq(before,
+                     "  1 initial schema            pending\n"
+                     "  2 leaderboard rank order    pending\n",
+                     "[%s] %s", fx.label, before);
     free(before);
 
     migrate(db);
     migrate(db);
     cr_assert_eq(count_rows(db, "schema_migrations"), kz_migrate_count(), "[%s]", fx.label);
-    cr_assert_eq(query_int(db, "SELECT max(version) FROM schema_migrations", NULL, 0), 1);
+    cr_assert_eq(query_int(db, "SELECT max(version) FROM schema_migrations", NULL, 0), 2);
     char *name = query_text(db, "SELECT name FROM schema_migrations WHERE version = 1", NULL, 0);
     cr_assert_str_eq(name, "initial schema");
     kz_free(name);
