@@ -11,12 +11,16 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "api/handlers.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "lua/runtime.h"
 #include "net/http.h"
 #include "net/pool.h"
+#include "rank/board.h"
 #include "realtime/socket.h"
 #include "store/db.h"
 
@@ -63,8 +67,8 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_stop(s->loop);
 }
 
-/* Prepares the store (migrations) and the session deny-list with one
- * connection, before any worker starts. */
+/* Prepares the store (migrations), the session deny-list and the Lua
+ * modules with one connection, before any worker starts. */
 static int prepare_store(const kz_config_t *cfg, kz_sessions_t *sessions)
 {
     char err[512];
@@ -78,6 +82,11 @@ static int prepare_store(const kz_config_t *cfg, kz_sessions_t *sessions)
         kz_log_error("migration failed: %s", err);
     else if ((rc = kz_sessions_load(sessions, db)) != KZ_DB_OK)
         kz_log_error("cannot load session revocations: %s", kz_db_errmsg(db));
+    else if (kz_lua_init(cfg, db, err, sizeof err) != 0) {
+        kz_log_error("%s", err);
+        rc = KZ_DB_EERROR;
+    } else if ((rc = kz_boards_load(db, kz_now_sec())) != KZ_DB_OK)
+        kz_log_error("cannot load the leaderboards: %s", kz_db_errmsg(db));
     kz_db_close(db);
     return rc == KZ_DB_OK ? 0 : -1;
 }
@@ -87,6 +96,7 @@ static int run_server(const kz_config_t *cfg)
     char err[512];
     int status = 1;
     kz_app_t app = {.cfg = cfg, .sessions = kz_sessions_create()};
+    kz_sessions_set_global(app.sessions);
     kz_server_t *srv = NULL;
     uv_loop_t *loop = uv_default_loop();
     uv_signal_t sigint, sigterm;
@@ -105,6 +115,10 @@ static int run_server(const kz_config_t *cfg)
                               kz_api_worker_fini, &app, err, sizeof err);
     if (!app.pool) {
         kz_log_error("cannot start the worker pool: %s", err);
+        goto out;
+    }
+    if (kz_lb_start(&app) != 0) {
+        kz_log_error("cannot start the leaderboard scheduler");
         goto out;
     }
     srv = kz_server_create(cfg, kz_api_dispatch, &app, err, sizeof err);
@@ -133,9 +147,12 @@ static int run_server(const kz_config_t *cfg)
 out:
     /* The pool goes before the server: jobs still running may post work to
      * the I/O threads, whose queues kz_server_destroy drains last. */
+    kz_lb_stop();
     kz_pool_destroy(app.pool);
+    kz_boards_shutdown();
     kz_server_destroy(srv);
     kz_sessions_destroy(app.sessions);
+    kz_lua_shutdown();
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_run(loop, UV_RUN_DEFAULT);

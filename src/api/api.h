@@ -46,10 +46,16 @@ typedef struct kz_app {
 typedef struct kz_worker {
     int index;
     kz_db_t *db;
+    struct kz_lua_vm *lua; /* this thread's Lua state (lua/runtime.h) */
 } kz_worker_t;
 
+/* The worker running the current job on this thread (NULL elsewhere). */
+kz_worker_t *kz_worker_current(void);
+void kz_worker_set_current(kz_worker_t *w);
+
 /* SOCKET: the realtime upgrade, authenticated and answered on the I/O thread. */
-typedef enum { KZ_AUTH_NONE, KZ_AUTH_SERVER_KEY, KZ_AUTH_SESSION, KZ_AUTH_SOCKET } kz_auth_t;
+/* RPC: a session or the runtime's http_key (query or Basic). */
+typedef enum { KZ_AUTH_NONE, KZ_AUTH_SERVER_KEY, KZ_AUTH_SESSION, KZ_AUTH_SOCKET, KZ_AUTH_RPC } kz_auth_t;
 
 typedef struct kz_call kz_call_t;
 typedef void (*kz_handler_fn)(kz_call_t *call);
@@ -75,7 +81,11 @@ struct kz_call {
     kz_db_t *db;         /* the worker's connection */
     kz_slice_t params[KZ_MAX_PATH_PARAMS];
     int nparams;
-    kz_claims_t session; /* verified token, for KZ_AUTH_SESSION routes */
+    kz_claims_t session; /* verified token, for KZ_AUTH_SESSION routes (and RPC) */
+    bool http_key;       /* KZ_AUTH_RPC: authorised by the http_key, no user */
+    /* What a before hook rewrote: params[i] / ex->req.query point here. */
+    char *owned_params[KZ_MAX_PATH_PARAMS];
+    char *owned_query;
     char *session_token; /* the raw bearer token (owned) */
 };
 
@@ -105,6 +115,8 @@ int kz_grpc_http_status(int code);
 void kz_reply_error(kz_exchange_t *ex, int code, const char *msg);
 /* Answers 200 with obj as compact JSON; steals obj. */
 void kz_reply_json(kz_exchange_t *ex, json_t *obj);
+/* Answers an RPC error: {"error":msg,"message":msg,"code":code}. */
+void kz_reply_rpc_error(kz_exchange_t *ex, int code, const char *msg);
 /* Answers 200 {}. */
 void kz_reply_empty(kz_exchange_t *ex);
 /* Answers 500 for a store failure and logs it. */

@@ -64,4 +64,24 @@ void kz_h_storage_list(kz_call_t *call);
 /* api/account.c: the User message of a stored user (new reference). */
 json_t *kz_user_json(const kz_user_t *u);
 
+/* api/rpc.c */
+void kz_h_rpc(kz_call_t *call);
+
+/* api/leaderboard.c: leaderboards, tournaments, the test clock */
+void kz_h_leaderboard_records_list(kz_call_t *call);
+void kz_h_leaderboard_record_write(kz_call_t *call);
+void kz_h_leaderboard_record_delete(kz_call_t *call);
+void kz_h_leaderboard_records_around_owner(kz_call_t *call);
+void kz_h_tournaments_list(kz_call_t *call);
+void kz_h_tournament_records_list(kz_call_t *call);
+void kz_h_tournament_record_write(kz_call_t *call);
+void kz_h_tournament_record_delete(kz_call_t *call);
+void kz_h_tournament_join(kz_call_t *call);
+void kz_h_tournament_records_around_owner(kz_call_t *call);
+void kz_h_test_clock(kz_call_t *call);
+/* Starts / stops the leaderboard scheduler, whose events run on app's
+ * worker pool (stop before the pool goes). */
+int kz_lb_start(kz_app_t *app);
+void kz_lb_stop(void);
+
 #endif

@@ -7,9 +7,11 @@
 
 #include "api/api.h"
 #include "api/handlers.h"
+#include "api/hooks.h"
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "lua/runtime.h"
 #include "realtime/socket.h"
 
 /* Every REST route. Handlers run on a worker thread, except those the
@@ -80,6 +82,20 @@ const kz_route_t kz_routes[] = {
     {HTTP_PUT, "/v2/storage/delete", "DeleteStorageObjects", KZ_AUTH_SESSION, kz_h_storage_delete},
     {HTTP_GET, "/v2/storage/{collection}", "ListStorageObjects", KZ_AUTH_SESSION, kz_h_storage_list},
     {HTTP_GET, "/v2/storage/{collection}/{user_id}", "ListStorageObjects2", KZ_AUTH_SESSION, kz_h_storage_list},
+    {HTTP_POST, "/v2/rpc/{id}", "RpcFunc", KZ_AUTH_RPC, kz_h_rpc},
+    {HTTP_GET, "/v2/rpc/{id}", "RpcFunc2", KZ_AUTH_RPC, kz_h_rpc},
+    {HTTP_GET, "/v2/leaderboard/{leaderboard_id}", "ListLeaderboardRecords", KZ_AUTH_SESSION, kz_h_leaderboard_records_list},
+    {HTTP_POST, "/v2/leaderboard/{leaderboard_id}", "WriteLeaderboardRecord", KZ_AUTH_SESSION, kz_h_leaderboard_record_write},
+    {HTTP_DELETE, "/v2/leaderboard/{leaderboard_id}", "DeleteLeaderboardRecord", KZ_AUTH_SESSION, kz_h_leaderboard_record_delete},
+    {HTTP_GET, "/v2/leaderboard/{leaderboard_id}/owner/{owner_id}", "ListLeaderboardRecordsAroundOwner", KZ_AUTH_SESSION, kz_h_leaderboard_records_around_owner},
+    {HTTP_GET, "/v2/tournament", "ListTournaments", KZ_AUTH_SESSION, kz_h_tournaments_list},
+    {HTTP_GET, "/v2/tournament/{tournament_id}", "ListTournamentRecords", KZ_AUTH_SESSION, kz_h_tournament_records_list},
+    {HTTP_PUT, "/v2/tournament/{tournament_id}", "WriteTournamentRecord", KZ_AUTH_SESSION, kz_h_tournament_record_write},
+    {HTTP_POST, "/v2/tournament/{tournament_id}", "WriteTournamentRecord2", KZ_AUTH_SESSION, kz_h_tournament_record_write},
+    {HTTP_DELETE, "/v2/tournament/{tournament_id}", "DeleteTournamentRecord", KZ_AUTH_SESSION, kz_h_tournament_record_delete},
+    {HTTP_POST, "/v2/tournament/{tournament_id}/join", "JoinTournament", KZ_AUTH_SESSION, kz_h_tournament_join},
+    {HTTP_GET, "/v2/tournament/{tournament_id}/owner/{owner_id}", "ListTournamentRecordsAroundOwner", KZ_AUTH_SESSION, kz_h_tournament_records_around_owner},
+    {HTTP_PUT, "/v2/kizuna/test/clock", "KizunaTestClock", KZ_AUTH_RPC, kz_h_test_clock},
 };
 const int kz_nroutes = (int)(sizeof kz_routes / sizeof kz_routes[0]);
 
@@ -136,6 +152,17 @@ void kz_reply_error(kz_exchange_t *ex, int code, const char *msg)
     json_decref(o);
     kz_exchange_set(ex, kz_grpc_http_status(code), s, strlen(s));
     if (code == KZ_GRPC_UNAUTHENTICATED) kz_exchange_add_header(ex, "WWW-Authenticate", msg);
+}
+
+void kz_reply_rpc_error(kz_exchange_t *ex, int code, const char *msg)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "error", json_string(msg));
+    json_object_set_new(o, "message", json_string(msg));
+    json_object_set_new(o, "code", json_integer(code));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    kz_exchange_set(ex, kz_grpc_http_status(code), s, strlen(s));
 }
 
 void kz_reply_store_error(kz_call_t *call, int rc)
@@ -218,18 +245,59 @@ static void reply_preflight(kz_exchange_t *ex)
     kz_exchange_add_header(ex, "Access-Control-Max-Age", "600");
 }
 
+static _Thread_local kz_worker_t *current_worker;
+
+kz_worker_t *kz_worker_current(void) { return current_worker; }
+void kz_worker_set_current(kz_worker_t *w) { current_worker = w; }
+
+/* RPC auth, in Nakama's order: the http_key query parameter, then the
+ * Authorization header (Basic: the http key; otherwise a session). NULL
+ * or the error text. */
+static const char *check_rpc(const kz_app_t *app, kz_exchange_t *ex, kz_call_t *call)
+{
+    const char *key = app->cfg->runtime.http_key;
+    size_t klen = strlen(key);
+    char *q = kz_query_get(ex->req.query, "http_key");
+    if (q) {
+        bool ok = strlen(q) == klen && sodium_memcmp(q, key, klen) == 0;
+        kz_free(q);
+        if (!ok) return "HTTP key invalid";
+        call->http_key = true;
+        return NULL;
+    }
+    kz_slice_t auth = ex->req.authorization;
+    if (auth.n == 0) return "Auth token or HTTP key required";
+    if (auth.n >= 6 && strncasecmp(auth.p, "Basic ", 6) == 0) {
+        unsigned char decoded[800];
+        size_t dlen = 0;
+        if (auth.n > 1024 || sodium_base642bin(decoded, sizeof decoded - 1, auth.p + 6, auth.n - 6, NULL, &dlen,
+                                               NULL, sodium_base64_VARIANT_ORIGINAL) != 0)
+            return "HTTP key invalid";
+        const unsigned char *colon = memchr(decoded, ':', dlen);
+        size_t ulen = colon ? (size_t)(colon - decoded) : dlen;
+        if (ulen != klen || sodium_memcmp(decoded, key, klen) != 0) return "HTTP key invalid";
+        call->http_key = true;
+        return NULL;
+    }
+    return check_session(app, auth, &call->session);
+}
+
 static void call_run(kz_job_t *job, void *worker_ctx)
 {
     kz_call_t *call = (kz_call_t *)job;
     call->worker = worker_ctx;
+    current_worker = call->worker;
     call->db = call->worker->db;
-    call->route->handler(call);
+    kz_api_run_with_hooks(call);
 }
 
 static void call_done(kz_job_t *job)
 {
     kz_call_t *call = (kz_call_t *)job;
+    if (call->owned_query) call->ex->req.query = (kz_slice_t){"", 0};
     kz_exchange_complete(call->ex);
+    kz_free(call->owned_query);
+    for (int i = 0; i < KZ_MAX_PATH_PARAMS; i++) kz_free(call->owned_params[i]);
     kz_claims_clear(&call->session);
     kz_free(call);
 }
@@ -293,9 +361,14 @@ void kz_api_dispatch(kz_exchange_t *ex, void *arg)
         denied = check_server_key(app->cfg, ex->req.authorization);
     else if (route->auth == KZ_AUTH_SESSION)
         denied = check_session(app, ex->req.authorization, &call->session);
+    else if (route->auth == KZ_AUTH_RPC)
+        denied = check_rpc(app, ex, call);
     if (denied) {
         kz_free(call);
-        kz_reply_error(ex, KZ_GRPC_UNAUTHENTICATED, denied);
+        if (route->auth == KZ_AUTH_RPC)
+            kz_reply_rpc_error(ex, KZ_GRPC_UNAUTHENTICATED, denied);
+        else
+            kz_reply_error(ex, KZ_GRPC_UNAUTHENTICATED, denied);
         kz_exchange_finish(ex);
         return;
     }
@@ -321,6 +394,12 @@ void *kz_api_worker_init(int i, void *arg, char *err, size_t errlen)
         kz_free(w);
         return NULL;
     }
+    w->lua = kz_lua_vm_new(w->db, err, errlen);
+    if (!w->lua) {
+        kz_db_close(w->db);
+        kz_free(w);
+        return NULL;
+    }
     return w;
 }
 
@@ -328,6 +407,7 @@ void kz_api_worker_fini(void *worker, void *arg)
 {
     kz_worker_t *w = worker;
     if (!w) return;
+    kz_lua_vm_free(w->lua);
     kz_db_close(w->db);
     kz_free(w);
 }

@@ -3,6 +3,7 @@
 #include "api/sessions.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -112,6 +113,18 @@ static void map_put(map_t *m, const char *key, int64_t cutoff, int64_t expire_ms
     if (expire_ms > e->expire_ms) e->expire_ms = expire_ms;
 }
 
+static _Atomic(kz_sessions_t *) global;
+
+void kz_sessions_set_global(kz_sessions_t *s)
+{
+    atomic_store(&global, s);
+}
+
+kz_sessions_t *kz_sessions_get_global(void)
+{
+    return atomic_load(&global);
+}
+
 kz_sessions_t *kz_sessions_create(void)
 {
     kz_sessions_t *s = kz_calloc(1, sizeof *s);
@@ -130,6 +143,8 @@ kz_sessions_t *kz_sessions_create(void)
 void kz_sessions_destroy(kz_sessions_t *s)
 {
     if (!s) return;
+    kz_sessions_t *self = s;
+    atomic_compare_exchange_strong(&global, &self, NULL);
     map_free(&s->tokens);
     map_free(&s->users);
     pthread_rwlock_destroy(&s->lock);

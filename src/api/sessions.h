@@ -31,4 +31,10 @@ int kz_sessions_revoke_user(kz_sessions_t *s, kz_db_t *db, const char *uid, int6
 /* Entries currently cached (tests and metrics). */
 int kz_sessions_count(kz_sessions_t *s);
 
+/* The process's deny-list, for code that cannot reach the app (the Lua
+ * runtime's session_logout, account_delete_id): main sets it at start-up;
+ * kz_sessions_destroy clears it. Any thread. */
+void kz_sessions_set_global(kz_sessions_t *s);
+kz_sessions_t *kz_sessions_get_global(void);
+
 #endif

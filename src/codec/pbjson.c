@@ -503,6 +503,12 @@ static bool json_int(const json_t *v, bool is_unsigned, int64_t *out, uint64_t *
     return true;
 }
 
+bool kz_pbjson_int64(const json_t *v, int64_t *out)
+{
+    uint64_t u;
+    return json_int(v, false, out, &u);
+}
+
 static bool json_double(const json_t *v, double *out)
 {
     if (json_is_number(v)) {

@@ -34,6 +34,11 @@ json_t *kz_pbjson_decode(const ProtobufCMessageDescriptor *d, const void *data, 
 int kz_pbjson_encode(const ProtobufCMessageDescriptor *d, json_t *j, kz_arena_t *a, uint8_t **out,
                      size_t *outlen, char err[128]);
 
+/* An int64 in protobuf-JSON: a JSON integer, an integral number, or a
+ * string holding a decimal integer; false for anything else or out of
+ * range. */
+bool kz_pbjson_int64(const json_t *v, int64_t *out);
+
 /* bytes in protobuf-JSON: standard base64 with padding (an owned string);
  * decoding takes the standard or URL-safe alphabet, padded or not, and
  * returns an owned buffer (length in *outlen, never NULL on success, even

@@ -105,12 +105,19 @@ static const opt_t options[] = {
      "Directory of the Lua modules."},
     {"runtime.http_key", OPT_STRING, OFF(runtime.http_key), 0, 0, "defaulthttpkey", NULL,
      OPT_NONEMPTY, "Key for server-to-server RPC calls."},
+    {"runtime.lua_call_timeout_ms", OPT_INT, OFF(runtime.lua_call_timeout_ms), 1, 3600000, "10000",
+     NULL, 0, "Time budget of one Lua call (RPC, hook); past it the call fails."},
+    {"runtime.lua_memory_mb", OPT_INT, OFF(runtime.lua_memory_mb), 1, 65536, "64", NULL, 0,
+     "Memory budget of one Lua state in MiB; past it the call fails."},
 
     {"logger.level", OPT_LOGLEVEL, OFF(logger.level), 0, 0, "info", NULL, 0,
      "Minimum log level: debug, info, warn or error."},
 
     {"metrics.prometheus_port", OPT_INT, OFF(metrics.prometheus_port), 0, 65535, "9100", NULL, 0,
      "Port of the Prometheus endpoint on 127.0.0.1; 0 turns it off."},
+
+    {"test.clock_control", OPT_BOOL, OFF(test.clock_control), 0, 0, "false", NULL, 0,
+     "For tests only: PUT /v2/kizuna/test/clock?offset_ms=N (http_key) moves the server's clock."},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])

@@ -8,6 +8,7 @@
 #ifndef KZ_CORE_CONFIG_H
 #define KZ_CORE_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +51,8 @@ typedef struct kz_config {
     struct {
         char *path;     /* Lua modules, default data_dir/modules */
         char *http_key; /* RPC key for server-to-server calls, default "defaulthttpkey" */
+        int lua_call_timeout_ms; /* time budget of one Lua call, default 10000 */
+        int lua_memory_mb;       /* memory budget of one Lua state, default 64 */
     } runtime;
 
     struct {
@@ -59,6 +62,10 @@ typedef struct kz_config {
     struct {
         int prometheus_port; /* metrics port on 127.0.0.1, default 9100, 0 = off */
     } metrics;
+
+    struct {
+        bool clock_control; /* PUT /v2/kizuna/test/clock moves the server clock (tests only), default false */
+    } test;
 } kz_config_t;
 
 /* Fills c with the defaults. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "codec/pbjson.h"
 #include "core/alloc.h"
 
 json_t *kz_rt_envelope(const char *cid, const char *key, json_t *msg)
@@ -17,7 +18,8 @@ json_t *kz_rt_envelope(const char *cid, const char *key, json_t *msg)
 
 void kz_rt_reply(kz_ws_t *ws, json_t *env)
 {
-    const kz_rt_sess_t *s = kz_ws_user(ws);
+    kz_rt_sess_t *s = kz_ws_user(ws);
+    if (s->afters) kz_rt_hooks_reply(s, env);
     kz_frame_t *f = kz_rt_encode(env, s->protobuf);
     json_decref(env);
     if (f) kz_ws_send(ws, f);
@@ -52,6 +54,7 @@ static void job_back(kz_task_t *t)
 static void job_run(kz_job_t *job, void *worker_ctx)
 {
     rt_job_t *j = (rt_job_t *)job;
+    kz_worker_set_current(worker_ctx);
     j->work(((kz_worker_t *)worker_ctx)->db, j->arg);
 }
 
@@ -82,34 +85,7 @@ bool kz_rt_submit(kz_rt_sess_t *s, kz_rt_work_fn work, kz_rt_done_fn done, void 
 /* ------------------------------------------------------------------------ */
 /* Message input                                                            */
 
-bool kz_rt_int64(const json_t *v, int64_t *out)
-{
-    if (json_is_integer(v)) {
-        *out = (int64_t)json_integer_value(v);
-        return true;
-    }
-    if (json_is_real(v)) { /* 1.0 or 1e3: integral values only */
-        double d = json_real_value(v);
-        if (d != d || d < -9223372036854775808.0 || d >= 9223372036854775808.0 || d != (double)(int64_t)d)
-            return false;
-        *out = (int64_t)d;
-        return true;
-    }
-    if (!json_is_string(v)) return false;
-    const char *s = json_string_value(v);
-    size_t n = json_string_length(v);
-    size_t i = (n > 0 && s[0] == '-') ? 1 : 0;
-    if (i == n || n - i > 19) return false;
-    uint64_t acc = 0;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return false;
-        acc = acc * 10 + (uint64_t)(s[i] - '0');
-    }
-    bool neg = s[0] == '-';
-    if (acc > (neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX)) return false;
-    *out = neg ? (int64_t)(0 - acc) : (int64_t)acc;
-    return true;
-}
+bool kz_rt_int64(const json_t *v, int64_t *out) { return kz_pbjson_int64(v, out); }
 
 /* Protobuf JSON input: every key must be one of the message's fields, by its
  * snake_case or lowerCamelCase name, at most once, with a value of the

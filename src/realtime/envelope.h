@@ -101,6 +101,12 @@ void kz_rt_party_data_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t
 void kz_rt_party_update(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
 void kz_rt_party_init(void);
 
+/* realtime/rpc.c: Lua RPCs */
+void kz_rt_rpc(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
+
+/* realtime/socket.c: a reply env about to go to s (after hooks wait for it). */
+void kz_rt_hooks_reply(kz_rt_sess_t *s, json_t *env);
+
 /* realtime/status.c: status presence */
 void kz_rt_status_follow(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);
 void kz_rt_status_unfollow(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg);

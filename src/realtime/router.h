@@ -35,6 +35,11 @@ typedef struct kz_rt_sess {
     bool protobuf;      /* speaks protobuf Envelopes (format=protobuf) */
     int io;             /* owning I/O thread */
     kz_ws_t *ws;        /* owning thread only; NULL once the socket closed */
+    /* Lua realtime hooks (realtime/socket.c), owning thread only: while a
+     * before hook runs, later envelopes wait in order; after hooks wait
+     * for the reply with their cid. */
+    struct kz_rt_held *held;
+    struct kz_rt_after *afters;
     /* private: registry chains */
     struct kz_rt_sess *_by_user, *_by_id;
 } kz_rt_sess_t;

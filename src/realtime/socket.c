@@ -19,6 +19,8 @@
 #include "core/log.h"
 #include "core/uuid.h"
 #include "net/ws.h"
+#include "api/api.h"
+#include "lua/runtime.h"
 #include "realtime/envelope.h"
 #include "realtime/notify.h"
 #include "store/notification.h"
@@ -59,7 +61,7 @@ static const struct {
     {"matchmaker_remove", NULL},
     {"ping", h_ping},
     {"pong", h_pong},
-    {"rpc", NULL},
+    {"rpc", kz_rt_rpc},
     {"status_follow", kz_rt_status_follow},
     {"status_unfollow", kz_rt_status_unfollow},
     {"status_update", kz_rt_status_update},
@@ -101,6 +103,245 @@ static void snake_case(const char *in, char *out, size_t outlen)
     out[j] = '\0';
 }
 
+/* ------------------------------------------------------------------------ */
+/* Lua realtime hooks                                                       */
+
+enum { MAX_HELD = 128, MAX_AFTERS = 32 };
+
+typedef struct held_item {
+    json_t *env;
+    struct held_item *next;
+} held_item_t;
+
+/* Envelopes waiting while a before hook runs (order is kept). */
+struct kz_rt_held {
+    bool busy;
+    int n;
+    held_item_t *head, *tail;
+};
+
+/* An after hook waiting for the reply with this cid. */
+struct kz_rt_after {
+    char *cid;
+    char hook[64];
+    json_t *in;
+    struct kz_rt_after *next;
+};
+
+typedef struct hook_job {
+    json_t *env; /* in: the envelope; out: what the before hook returned */
+    json_t *out; /* after hooks: the reply (NULL when none) */
+    char hook[64];
+    int kind;
+    char uid[37], username[129], sid[37], lang[32];
+    int rc;
+    kz_lua_error_t err;
+} hook_job_t;
+
+static void process(kz_ws_t *ws, rt_session_t *s, json_t *env);
+
+/* "channel_join" -> "ChannelJoin", the name hooks are registered under. */
+static void hook_name(const char *snake, char *out, size_t cap)
+{
+    size_t j = 0;
+    bool up = true;
+    for (; *snake && j + 1 < cap; snake++) {
+        if (*snake == '_') {
+            up = true;
+            continue;
+        }
+        out[j++] = up && *snake >= 'a' && *snake <= 'z' ? (char)(*snake - 'a' + 'A') : *snake;
+        up = false;
+    }
+    out[j] = '\0';
+}
+
+static hook_job_t *hook_job_new(rt_session_t *s, const char *hook, int kind, json_t *env)
+{
+    hook_job_t *j = kz_calloc(1, sizeof *j);
+    j->env = env;
+    j->kind = kind;
+    snprintf(j->hook, sizeof j->hook, "%s", hook);
+    snprintf(j->uid, sizeof j->uid, "%s", s->uid);
+    snprintf(j->username, sizeof j->username, "%s", s->username);
+    snprintf(j->sid, sizeof j->sid, "%s", s->id);
+    snprintf(j->lang, sizeof j->lang, "%s", s->lang);
+    return j;
+}
+
+static void hook_job_free(hook_job_t *j)
+{
+    json_decref(j->env);
+    json_decref(j->out);
+    kz_free(j);
+}
+
+static void job_ctx(const hook_job_t *j, const char *mode, kz_lua_ctx_t *ctx)
+{
+    *ctx = (kz_lua_ctx_t){
+        .mode = mode, .user_id = j->uid, .username = j->username, .session_id = j->sid, .lang = j->lang};
+}
+
+static void after_work(kz_db_t *db, void *arg)
+{
+    hook_job_t *j = arg;
+    kz_lua_ctx_t ctx;
+    job_ctx(j, "after", &ctx);
+    kz_lua_after(&kz_worker_current()->lua, db, &ctx, true, j->hook, j->out, j->env);
+}
+
+static void after_done(kz_rt_sess_t *s, void *arg) { hook_job_free(arg); }
+
+static void after_submit(rt_session_t *s, const char *hook, json_t *in, json_t *out)
+{
+    hook_job_t *j = hook_job_new(s, hook, -1, in);
+    j->out = out;
+    if (!kz_rt_submit(s, after_work, after_done, j)) {
+        kz_log_warn("after hook of %s dropped: the worker pool is full", hook);
+        hook_job_free(j);
+    }
+}
+
+void kz_rt_hooks_reply(kz_rt_sess_t *s, json_t *env)
+{
+    const char *cid = json_string_value(json_object_get(env, "cid"));
+    if (!cid) return;
+    for (struct kz_rt_after **pp = &s->afters; *pp; pp = &(*pp)->next) {
+        struct kz_rt_after *a = *pp;
+        if (strcmp(a->cid, cid) != 0) continue;
+        *pp = a->next;
+        if (!json_object_get(env, "error"))
+            after_submit(s, a->hook, a->in, json_deep_copy(env));
+        else
+            json_decref(a->in);
+        kz_free(a->cid);
+        kz_free(a);
+        return;
+    }
+}
+
+/* Runs the handler of client_kinds[kind], with the after hook if any. */
+static void dispatch(kz_ws_t *ws, rt_session_t *s, int kind, const char *hook, const char *cid, json_t *msg,
+                     json_t *env)
+{
+    bool after = hook[0] && kz_lua_has_rt_after(hook);
+    if (after && cid) {
+        int n = 0;
+        struct kz_rt_after **last = &s->afters;
+        for (; *last; last = &(*last)->next) n++;
+        if (n < MAX_AFTERS) {
+            struct kz_rt_after *a = kz_calloc(1, sizeof *a);
+            a->cid = kz_strdup(cid);
+            snprintf(a->hook, sizeof a->hook, "%s", hook);
+            a->in = json_deep_copy(env);
+            *last = a;
+        } else {
+            kz_log_warn("after hook of %s skipped: %d replies already awaited", hook, n);
+        }
+    }
+    client_kinds[kind].fn(ws, s, cid, msg);
+    if (after && !cid) after_submit(s, hook, json_deep_copy(env), NULL);
+}
+
+static void held_drain(rt_session_t *s)
+{
+    struct kz_rt_held *h = s->held;
+    while (h && !h->busy && h->head && s->ws) {
+        held_item_t *it = h->head;
+        h->head = it->next;
+        if (!h->head) h->tail = NULL;
+        h->n--;
+        json_t *env = it->env;
+        kz_free(it);
+        process(s->ws, s, env);
+    }
+}
+
+/* What a before hook returned must still be an envelope of the same kind. */
+static bool hooked_message(json_t *env, const char *kind, const char **cid, json_t **msg)
+{
+    if (!json_is_object(env)) return false;
+    json_t *c = json_object_get(env, "cid");
+    if (c && !json_is_string(c)) return false;
+    *cid = c ? json_string_value(c) : NULL;
+    *msg = json_object_get(env, kind);
+    return json_is_object(*msg);
+}
+
+static void before_work(kz_db_t *db, void *arg)
+{
+    hook_job_t *j = arg;
+    kz_lua_ctx_t ctx;
+    job_ctx(j, "before", &ctx);
+    j->rc = kz_lua_before(&kz_worker_current()->lua, db, &ctx, true, j->hook, &j->env, &j->err);
+}
+
+static void before_done(kz_rt_sess_t *s, void *arg)
+{
+    hook_job_t *j = arg;
+    if (s->held) s->held->busy = false;
+    kz_ws_t *ws = s->ws;
+    if (!ws) {
+        hook_job_free(j);
+        return;
+    }
+    const char *kind = client_kinds[j->kind].key;
+    const char *cid = json_string_value(json_object_get(j->env, "cid"));
+    json_t *msg;
+    if (j->rc == KZ_LUA_REJECTED) {
+        kz_rt_error(ws, cid, KZ_RT_UNRECOGNIZED_PAYLOAD, "Unrecognized message.");
+        kz_ws_close(ws, 1000, "Unrecognized message.");
+    } else if (j->rc == KZ_LUA_ERROR) {
+        kz_rt_error(ws, cid, KZ_RT_RUNTIME_FUNCTION_EXCEPTION, j->err.message);
+    } else if (j->rc == KZ_LUA_NOT_FOUND) {
+        if (hooked_message(j->env, kind, &cid, &msg)) dispatch(ws, s, j->kind, j->hook, cid, msg, j->env);
+    } else if (!hooked_message(j->env, kind, &cid, &msg)) {
+        char text[160];
+        snprintf(text, sizeof text, "Before hook of %s must return the envelope with its %s message.", j->hook,
+                 kind);
+        kz_rt_error(ws, cid, KZ_RT_RUNTIME_FUNCTION_EXCEPTION, text);
+    } else {
+        dispatch(ws, s, j->kind, j->hook, cid, msg, j->env);
+    }
+    hook_job_free(j);
+    held_drain(s);
+}
+
+static void start_before(kz_ws_t *ws, rt_session_t *s, int kind, const char *hook, const char *cid, json_t *env)
+{
+    if (!s->held) s->held = kz_calloc(1, sizeof *s->held);
+    hook_job_t *j = hook_job_new(s, hook, kind, json_incref(env));
+    if (!kz_rt_submit(s, before_work, before_done, j)) {
+        kz_rt_error(ws, cid, KZ_RT_RUNTIME_EXCEPTION, "Server is busy, try again.");
+        hook_job_free(j);
+        return;
+    }
+    s->held->busy = true;
+}
+
+static void hooks_close(kz_rt_sess_t *s)
+{
+    if (s->held) {
+        for (held_item_t *it = s->held->head, *next; it; it = next) {
+            next = it->next;
+            json_decref(it->env);
+            kz_free(it);
+        }
+        kz_free(s->held);
+        s->held = NULL;
+    }
+    for (struct kz_rt_after *a = s->afters, *next; a; a = next) {
+        next = a->next;
+        json_decref(a->in);
+        kz_free(a->cid);
+        kz_free(a);
+    }
+    s->afters = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Envelopes                                                                */
+
 static void on_message(kz_ws_t *ws, bool binary, const char *data, size_t len)
 {
     rt_session_t *s = kz_ws_user(ws);
@@ -121,6 +362,29 @@ static void on_message(kz_ws_t *ws, bool binary, const char *data, size_t len)
         kz_ws_close(ws, 1000, s->protobuf ? "Invalid message: not a protobuf Envelope." : "Invalid message: not a JSON envelope.");
         return;
     }
+    struct kz_rt_held *h = s->held;
+    if (h && h->busy) { /* a before hook runs: keep the order */
+        if (h->n >= MAX_HELD) {
+            json_decref(env);
+            kz_ws_close(ws, 1008, "Too many messages waiting for a runtime hook.");
+            return;
+        }
+        held_item_t *it = kz_calloc(1, sizeof *it);
+        it->env = env;
+        if (h->tail)
+            h->tail->next = it;
+        else
+            h->head = it;
+        h->tail = it;
+        h->n++;
+        return;
+    }
+    process(ws, s, env);
+}
+
+/* Handles one envelope (owned). */
+static void process(kz_ws_t *ws, rt_session_t *s, json_t *env)
+{
     const char *cid = NULL;
     const char *kind = NULL;
     json_t *msg = NULL;
@@ -149,7 +413,17 @@ static void on_message(kz_ws_t *ws, bool binary, const char *data, size_t len)
         if (strcmp(name, client_kinds[i].key) != 0) continue;
         if (!json_is_object(msg)) goto invalid;
         if (client_kinds[i].fn) {
-            client_kinds[i].fn(ws, s, cid, msg);
+            char hook[64] = "";
+            if (client_kinds[i].fn != kz_rt_rpc) hook_name(name, hook, sizeof hook);
+            if (hook[0] && kz_lua_has_rt_before(hook)) {
+                if (strcmp(kind, name) != 0) { /* hooks see snake_case keys */
+                    json_object_set(env, name, msg);
+                    json_object_del(env, kind);
+                }
+                start_before(ws, s, (int)i, hook, cid, env);
+            } else {
+                dispatch(ws, s, (int)i, hook, cid, msg, env);
+            }
         } else {
             char text[128];
             snprintf(text, sizeof text, "%s is not supported by this server yet.", name);
@@ -278,4 +552,5 @@ void kz_rt_init(void)
     kz_rt_chat_init();
     kz_rt_party_init();
     kz_rt_status_init();
+    kz_rt_add_close_hook(hooks_close);
 }

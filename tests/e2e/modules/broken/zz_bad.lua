@@ -1,0 +1,4 @@
+local nk = require("nakama")
+
+local t = nil
+return t.field

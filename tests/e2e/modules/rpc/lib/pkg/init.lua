@@ -1,0 +1,1 @@
+return { name = "lib.pkg via init.lua" }
