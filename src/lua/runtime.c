@@ -311,6 +311,33 @@ static void drop_fields(lua_State *L, const char *const *keys)
     }
 }
 
+/* loadstring/load of source text only: LuaJIT would also load bytecode,
+ * which is not verified and could break out of the sandbox. */
+static int safe_loadstring(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    const char *name = luaL_optstring(L, 2, s);
+    if (n && s[0] == LUA_SIGNATURE[0]) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "binary chunks are not allowed");
+        return 2;
+    }
+    if (luaL_loadbuffer(L, s, n, name) != 0) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    return 1;
+}
+
+static int safe_load(lua_State *L)
+{
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return luaL_error(L, "load takes a string here (a reader function is not supported)");
+    return safe_loadstring(L);
+}
+
 static void sandbox(lua_State *L)
 {
     open_lib(L, "", luaopen_base);
@@ -324,6 +351,10 @@ static void sandbox(lua_State *L)
     static const char *const base_out[] = {"dofile", "loadfile", NULL};
     lua_pushvalue(L, LUA_GLOBALSINDEX);
     drop_fields(L, base_out);
+    lua_pushcfunction(L, safe_loadstring);
+    lua_setfield(L, -2, "loadstring");
+    lua_pushcfunction(L, safe_load);
+    lua_setfield(L, -2, "load");
     lua_pop(L, 1);
 
     static const char *const os_out[] = {"execute", "exit",    "getenv", "remove",

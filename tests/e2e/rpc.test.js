@@ -159,7 +159,7 @@ describe('RPC over REST', () => {
     assert.equal(after.payload.payload, '{"ok":true}');
   });
 
-  test('the sandbox: no io, os.execute, file loading, C modules, ffi or jit', async () => {
+  test('the sandbox: no io, os.execute, file loading, bytecode, C modules, ffi or jit', async () => {
     const res = await ctx.client.rpc(alice, 'sandbox', {});
     assert.deepEqual(res.payload, {
       io: 'nil',
@@ -176,6 +176,9 @@ describe('RPC over REST', () => {
       require_ffi: false,
       require_jit: false,
       nakama_same: true,
+      source_chunk: 42,
+      bytecode_chunk: 'binary chunks are not allowed',
+      bytecode_load: 'binary chunks are not allowed',
     });
   });
 });

@@ -73,6 +73,9 @@ nk.register_rpc(function(context, payload)
     require_ffi = ok_ffi,
     require_jit = ok_jit,
     nakama_same = require("nakama") == nk,
+    source_chunk = loadstring("return 40 + 2")(),
+    bytecode_chunk = select(2, loadstring(string.dump(function() return 1 end))),
+    bytecode_load = select(2, load(string.dump(function() return 1 end))),
   })
 end, "sandbox")
 
