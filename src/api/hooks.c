@@ -27,8 +27,8 @@
 static const char *body_field(const char *method)
 {
     if (strncmp(method, "Authenticate", 12) == 0) return "account";
-    if (strcmp(method, "LinkFacebook") == 0 || strcmp(method, "ImportFacebookFriends") == 0 ||
-        strcmp(method, "ImportSteamFriends") == 0)
+    if (strcmp(method, "LinkFacebook") == 0 || strcmp(method, "LinkSteam") == 0 ||
+        strcmp(method, "ImportFacebookFriends") == 0 || strcmp(method, "ImportSteamFriends") == 0)
         return "account";
     if (strcmp(method, "WriteLeaderboardRecord") == 0 || strcmp(method, "WriteTournamentRecord") == 0)
         return "record";
@@ -49,9 +49,9 @@ static bool in_list(const char *k, const char *const *list)
 }
 
 static const char *const repeated_keys[] = {"ids", "usernames", "user_ids", "owner_ids", "facebook_ids", NULL};
-static const char *const number_keys[] = {"limit",     "state",    "category_start", "category_end",
-                                          "start_time", "end_time", "min_size",       "max_size", NULL};
-static const char *const bool_keys[] = {"create", "forward", "open", "authoritative", "sync", NULL};
+static const char *const number_keys[] = {"limit",    "state",    "category_start", "category_end", "start_time",
+                                          "end_time", "min_size", "max_size",       "members",      NULL};
+static const char *const bool_keys[] = {"create", "forward", "open", "authoritative", "sync", "reset", NULL};
 
 static void snake(const char *in, char *out, size_t cap)
 {
@@ -260,9 +260,13 @@ static void apply_request(kz_call_t *call, const char *method, struct kz_hook_re
             char num[64];
             const char *s;
             if (pi < call->nparams && scalar_text(v, num, sizeof num, &s)) {
+                /* Handlers decode path parameters: store it encoded. */
+                char *enc = kz_strdup("");
+                size_t elen = 0, ecap = 1;
+                append_escaped(&enc, &elen, &ecap, s);
                 kz_free(call->owned_params[pi]);
-                call->owned_params[pi] = kz_strdup(s);
-                call->params[pi] = (kz_slice_t){call->owned_params[pi], strlen(s)};
+                call->owned_params[pi] = enc;
+                call->params[pi] = (kz_slice_t){enc, elen};
             }
             continue;
         }

@@ -8,7 +8,14 @@
 #include "core/alloc.h"
 #include "lua/internal.h"
 
-enum { MAX_DEPTH = 64 };
+enum { MAX_DEPTH = 64, MAX_NODES = 1000000 };
+
+/* What one conversion may produce: it runs in C, outside the count hook
+ * and the state's allocator, so it has budgets of its own (shared
+ * subtables would otherwise expand exponentially). */
+typedef struct budget {
+    size_t nodes, bytes, max_bytes;
+} budget_t;
 
 /* A table is an array when its keys are exactly 1..n (n > 0). */
 static size_t array_length(lua_State *L, int idx)
@@ -32,9 +39,13 @@ static size_t array_length(lua_State *L, int idx)
     return count == n ? n : 0;
 }
 
-static json_t *to_json(lua_State *L, int idx, int depth, char *err, size_t errlen)
+static json_t *to_json(lua_State *L, int idx, int depth, budget_t *b, char *err, size_t errlen)
 {
     if (idx < 0) idx = lua_gettop(L) + idx + 1;
+    if (++b->nodes > MAX_NODES) {
+        snprintf(err, errlen, "more than %d values", MAX_NODES);
+        return NULL;
+    }
     switch (lua_type(L, idx)) {
     case LUA_TNIL: return json_null();
     case LUA_TBOOLEAN: return json_boolean(lua_toboolean(L, idx));
@@ -51,6 +62,11 @@ static json_t *to_json(lua_State *L, int idx, int depth, char *err, size_t errle
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
+        b->bytes += n;
+        if (b->bytes > b->max_bytes) {
+            snprintf(err, errlen, "more than %zu MiB of text", b->max_bytes >> 20);
+            return NULL;
+        }
         json_t *j = json_stringn(s, n);
         if (!j) snprintf(err, errlen, "a string that is not valid UTF-8");
         return j;
@@ -68,7 +84,7 @@ static json_t *to_json(lua_State *L, int idx, int depth, char *err, size_t errle
         json_t *a = json_array();
         for (size_t i = 1; i <= n; i++) {
             lua_rawgeti(L, idx, (int)i);
-            json_t *v = to_json(L, -1, depth + 1, err, errlen);
+            json_t *v = to_json(L, -1, depth + 1, b, err, errlen);
             lua_pop(L, 1);
             if (!v) {
                 json_decref(a);
@@ -98,7 +114,7 @@ static json_t *to_json(lua_State *L, int idx, int depth, char *err, size_t errle
             json_decref(o);
             return NULL;
         }
-        json_t *v = to_json(L, -1, depth + 1, err, errlen);
+        json_t *v = to_json(L, -1, depth + 1, b, err, errlen);
         if (!v) {
             lua_pop(L, 2);
             json_decref(o);
@@ -117,7 +133,8 @@ static json_t *to_json(lua_State *L, int idx, int depth, char *err, size_t errle
 
 json_t *kz_lua_to_json(lua_State *L, int idx, char *err, size_t errlen)
 {
-    return to_json(L, idx, 0, err, errlen);
+    budget_t b = {.max_bytes = kz_lua_self(L)->mem_limit};
+    return to_json(L, idx, 0, &b, err, errlen);
 }
 
 void kz_lua_push_json(lua_State *L, const json_t *v)

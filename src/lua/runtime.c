@@ -272,6 +272,12 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     luaL_error(L, "call exceeded its time budget");
 }
 
+static int full_gc(lua_State *L)
+{
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    return 0;
+}
+
 static void budgets_on(kz_lua_vm_t *vm, kz_db_t *db, const kz_lua_ctx_t *ctx)
 {
     vm->db = db;
@@ -291,8 +297,9 @@ static void budgets_off(kz_lua_vm_t *vm)
     vm->db = NULL;
     vm->ctx = NULL;
     /* Garbage from the call counts against the next one: collect when the
-     * state holds more than half its budget. */
-    if (vm->mem > vm->mem_limit / 2) lua_gc(vm->L, LUA_GCCOLLECT, 0);
+     * state holds more than half its budget (protected: a collection may
+     * run a library finalizer). */
+    if (vm->mem > vm->mem_limit / 2 && lua_cpcall(vm->L, full_gc, NULL) != 0) lua_pop(vm->L, 1);
 }
 
 static void open_lib(lua_State *L, const char *name, lua_CFunction fn)
@@ -348,7 +355,9 @@ static void sandbox(lua_State *L)
     open_lib(L, LUA_BITLIBNAME, luaopen_bit);
     open_lib(L, LUA_OSLIBNAME, luaopen_os);
 
-    static const char *const base_out[] = {"dofile", "loadfile", NULL};
+    /* newproxy would give scripts finalizers, which run with hooks off
+     * (outside the time budget) and may raise where nothing catches. */
+    static const char *const base_out[] = {"dofile", "loadfile", "newproxy", NULL};
     lua_pushvalue(L, LUA_GLOBALSINDEX);
     drop_fields(L, base_out);
     lua_pushcfunction(L, safe_loadstring);
@@ -381,6 +390,17 @@ static void sandbox(lua_State *L)
     lua_rawseti(L, -2, 2);
     lua_setfield(L, -3, "loaders");
     lua_pop(L, 2);
+
+    /* The libraries' own preloads go too: "string.buffer" would hand out
+     * raw pointers (its reserve() loads the FFI). package.preload and the
+     * searcher share the registry's _PRELOAD table. */
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "_PRELOAD");
+    lua_getglobal(L, "package");
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "preload");
+    lua_pop(L, 1);
 }
 
 static void push_nk(lua_State *L)
@@ -441,6 +461,9 @@ static kz_lua_vm_t *vm_create(kz_db_t *db, bool probe, char *err, size_t errlen)
     }
     lua_State *L = vm->L;
     luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+    /* The allocator refuses past the budget without collecting first, so
+     * collect sooner than the default (a pause of 200%). */
+    lua_gc(L, LUA_GCSETPAUSE, 100);
     sandbox(L);
     push_nk(L);
     if (probe) {
@@ -693,6 +716,11 @@ int kz_lua_before(kz_lua_vm_t **vmp, kz_db_t *db, const kz_lua_ctx_t *ctx, bool 
     char e[200];
     json_t *j = kz_lua_to_json(L, -1, e, sizeof e);
     lua_pop(L, 1);
+    if (j && !json_is_object(j)) {
+        json_decref(j);
+        j = NULL;
+        snprintf(e, sizeof e, "a list where the request object belongs");
+    }
     if (!j) {
         err->code = 13;
         snprintf(err->message, sizeof err->message, "Before hook of %s returned %s", name, e);

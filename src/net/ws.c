@@ -437,6 +437,8 @@ void kz_ws_free(kz_conn_t *c)
     c->ws = NULL;
 }
 
+bool kz_ws_is_closing(const kz_ws_t *ws) { return ws->closing || ws->conn->state == CONN_CLOSING; }
+
 void *kz_ws_user(const kz_ws_t *ws)
 {
     return ws->user;

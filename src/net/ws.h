@@ -71,5 +71,8 @@ bool kz_ws_send_msg(kz_ws_t *ws, bool binary, const void *payload, size_t len);
 /* Starts the close handshake with code and reason; the connection closes
  * once the close frame is out (or after a short wait). */
 void kz_ws_close(kz_ws_t *ws, uint16_t code, const char *reason);
+/* True once the socket is closing (close queued or the connection
+ * failing): nothing more it sent should be acted on. */
+bool kz_ws_is_closing(const kz_ws_t *ws);
 
 #endif

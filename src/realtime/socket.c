@@ -220,12 +220,21 @@ void kz_rt_hooks_reply(kz_rt_sess_t *s, json_t *env)
     }
 }
 
+/* Kinds answered by no reply even with a cid: their after hooks run as
+ * soon as the handler returns. */
+static bool never_replies(const char *kind)
+{
+    return strcmp(kind, "match_data_send") == 0 || strcmp(kind, "party_data_send") == 0 ||
+           strcmp(kind, "pong") == 0;
+}
+
 /* Runs the handler of client_kinds[kind], with the after hook if any. */
 static void dispatch(kz_ws_t *ws, rt_session_t *s, int kind, const char *hook, const char *cid, json_t *msg,
                      json_t *env)
 {
     bool after = hook[0] && kz_lua_has_rt_after(hook);
-    if (after && cid) {
+    bool waits = cid && !never_replies(client_kinds[kind].key);
+    if (after && waits) {
         int n = 0;
         struct kz_rt_after **last = &s->afters;
         for (; *last; last = &(*last)->next) n++;
@@ -240,13 +249,28 @@ static void dispatch(kz_ws_t *ws, rt_session_t *s, int kind, const char *hook, c
         }
     }
     client_kinds[kind].fn(ws, s, cid, msg);
-    if (after && !cid) after_submit(s, hook, json_deep_copy(env), NULL);
+    if (after && !waits) after_submit(s, hook, json_deep_copy(env), NULL);
+}
+
+static void held_free(struct kz_rt_held *h)
+{
+    for (held_item_t *it = h->head, *next; it; it = next) {
+        next = it->next;
+        json_decref(it->env);
+        kz_free(it);
+    }
+    h->head = h->tail = NULL;
+    h->n = 0;
 }
 
 static void held_drain(rt_session_t *s)
 {
-    struct kz_rt_held *h = s->held;
-    while (h && !h->busy && h->head && s->ws) {
+    struct kz_rt_held *h;
+    while ((h = s->held) && !h->busy && h->head && s->ws) {
+        if (kz_ws_is_closing(s->ws)) { /* what waited is dropped, as unread frames are */
+            held_free(h);
+            return;
+        }
         held_item_t *it = h->head;
         h->head = it->next;
         if (!h->head) h->tail = NULL;
@@ -322,11 +346,7 @@ static void start_before(kz_ws_t *ws, rt_session_t *s, int kind, const char *hoo
 static void hooks_close(kz_rt_sess_t *s)
 {
     if (s->held) {
-        for (held_item_t *it = s->held->head, *next; it; it = next) {
-            next = it->next;
-            json_decref(it->env);
-            kz_free(it);
-        }
+        held_free(s->held);
         kz_free(s->held);
         s->held = NULL;
     }

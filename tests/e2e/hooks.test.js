@@ -88,6 +88,19 @@ describe('REST hooks', () => {
     assert.deepEqual(listed.objects.map((o) => [o.collection, o.key, o.value]), [['real', 'r1', { n: 1, stamped_by: bob.user_id }]]);
   });
 
+  test('a path parameter the hook passes through keeps its escaped characters', async () => {
+    await ctx.client.writeStorageObjects(bob, [
+      { collection: 'a+b %', key: 'k1', value: { n: 2 }, permission_read: 2, permission_write: 1 },
+    ]);
+    const listed = await ctx.client.listStorageObjects(bob, 'a+b %', bob.user_id, 10);
+    assert.deepEqual(listed.objects.map((o) => [o.collection, o.key]), [['a+b %', 'k1']]);
+  });
+
+  test('a before hook returning a list instead of the request fails the call', async () => {
+    await expectClientError(ctx.client.listFriends(alice), 500, 13,
+      'Before hook of ListFriends returned a list where the request object belongs');
+  });
+
   test('a method without input is blocked only by an error', async () => {
     const banned = await rawAuthDevice(ctx.srv, uniq('device-banned'), { vars: { banned: 'yes' } });
     const res = await fetch(`${ctx.srv.baseUrl}/v2/account`, { headers: { Authorization: `Bearer ${banned.token}` } });

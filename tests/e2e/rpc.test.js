@@ -151,6 +151,13 @@ describe('RPC over REST', () => {
     all.forEach((r, i) => assert.equal(r.payload.payload, JSON.stringify({ i })));
   });
 
+  test('json_encode of a value that expands without bound fails instead of running away', async () => {
+    const res = await post('explode', '"x"', { auth: `Bearer ${alice.token}` });
+    assert.equal(res.status, 500, res.text);
+    assert.equal(res.json.code, 13);
+    assert.match(res.json.message, /json_encode: cannot encode more than 1000000 values$/);
+  });
+
   test('a memory hog is stopped by the memory budget', async () => {
     const res = await post('hog', '"x"', { auth: `Bearer ${alice.token}` });
     assert.equal(res.status, 500, res.text);
@@ -176,6 +183,8 @@ describe('RPC over REST', () => {
       require_ffi: false,
       require_jit: false,
       nakama_same: true,
+      require_string_buffer: false,
+      newproxy: 'nil',
       source_chunk: 42,
       bytecode_chunk: 'binary chunks are not allowed',
       bytecode_load: 'binary chunks are not allowed',

@@ -85,3 +85,8 @@ nk.register_rt_after(function(context, out, input)
   nk.notification_send(context.user_id, "joined",
     { channel = out.channel.id, target = input.channel_join.target, session = context.session_id }, 101, "", false)
 end, "ChannelJoin")
+
+-- REST: a before hook must return the request object, not a list.
+nk.register_req_before(function(context, req)
+  return { 1, 2 }
+end, "ListFriends")

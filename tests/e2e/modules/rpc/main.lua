@@ -73,6 +73,8 @@ nk.register_rpc(function(context, payload)
     require_ffi = ok_ffi,
     require_jit = ok_jit,
     nakama_same = require("nakama") == nk,
+    require_string_buffer = pcall(require, "string.buffer"),
+    newproxy = type(newproxy),
     source_chunk = loadstring("return 40 + 2")(),
     bytecode_chunk = select(2, loadstring(string.dump(function() return 1 end))),
     bytecode_load = select(2, load(string.dump(function() return 1 end))),
@@ -83,3 +85,10 @@ end, "sandbox")
 nk.register_rpc(function(context, payload)
   return "raw:" .. payload
 end, "raw")
+
+-- Tables that share subtables: 2^60 values once expanded.
+nk.register_rpc(function(context, payload)
+  local t = {}
+  for i = 1, 60 do t = { t, t } end
+  return nk.json_encode(t)
+end, "explode")
