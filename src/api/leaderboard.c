@@ -657,7 +657,7 @@ static void run_event(kz_worker_t *w, const kz_board_event_t *ev)
     kz_lua_ctx_t ctx = {.mode = kz_nk_board_event_mode(ev)};
     event_args_t a = {w->db, ev};
     kz_lua_error_t err;
-    if (kz_lua_callback(&w->lua, w->db, &ctx, kz_nk_board_event_reg(ev), push_event_args, &a, &err) == KZ_LUA_ERROR)
+    if (kz_lua_callback(&w->lua, w->db, &ctx, kz_nk_board_event_reg(ev), push_event_args, NULL, &a, &err) == KZ_LUA_ERROR)
         kz_log_warn("leaderboard %s: the %s callback raised: %s", ev->board->id, kz_nk_board_event_mode(ev),
                     err.message);
 }

@@ -732,7 +732,8 @@ int kz_lua_before(kz_lua_vm_t **vmp, kz_db_t *db, const kz_lua_ctx_t *ctx, bool 
 }
 
 int kz_lua_callback(kz_lua_vm_t **vmp, kz_db_t *db, const kz_lua_ctx_t *ctx, const char *reg,
-                    int (*push_args)(lua_State *L, void *arg), void *arg, kz_lua_error_t *err)
+                    int (*push_args)(lua_State *L, void *arg),
+                    int (*take)(lua_State *L, void *arg, kz_lua_error_t *err), void *arg, kz_lua_error_t *err)
 {
     if (!vm_ready(vmp, db, err)) return KZ_LUA_ERROR;
     lua_State *L = (*vmp)->L;
@@ -744,7 +745,12 @@ int kz_lua_callback(kz_lua_vm_t **vmp, kz_db_t *db, const kz_lua_ctx_t *ctx, con
     kz_lua_push_ctx(L, ctx);
     (*vmp)->db = db; /* push_args may read the store */
     int n = push_args(L, arg);
-    return vm_call(vmp, db, ctx, 1 + n, 0, err);
+    int rc = vm_call(vmp, db, ctx, 1 + n, take ? 1 : 0, err);
+    if (rc != KZ_LUA_OK || !take) return rc;
+    L = (*vmp)->L;
+    rc = take(L, arg, err);
+    lua_pop(L, 1);
+    return rc;
 }
 
 void kz_lua_after(kz_lua_vm_t **vmp, kz_db_t *db, const kz_lua_ctx_t *ctx, bool rt, const char *name,

@@ -97,10 +97,15 @@ int kz_lua_before(kz_lua_vm_t **vmp, kz_db_t *db, const kz_lua_ctx_t *ctx, bool 
                   json_t **msg, kz_lua_error_t *err);
 /* A callback registered under registry key reg (KZ_LUA_REG_LB_RESET, ...
  * of lua/internal.h): push_args pushes its arguments after the context
- * table and returns how many. KZ_LUA_NOT_FOUND when nothing is registered. */
+ * table and returns how many; when take is not NULL, the function's first
+ * result is on top of the stack when take runs (it must not pop it) and
+ * take's return value is the call's (KZ_LUA_OK, or KZ_LUA_ERROR after
+ * filling err). KZ_LUA_NOT_FOUND when nothing is registered. */
 struct lua_State;
 int kz_lua_callback(kz_lua_vm_t **vmp, kz_db_t *db, const kz_lua_ctx_t *ctx, const char *reg,
-                    int (*push_args)(struct lua_State *L, void *arg), void *arg, kz_lua_error_t *err);
+                    int (*push_args)(struct lua_State *L, void *arg),
+                    int (*take)(struct lua_State *L, void *arg, kz_lua_error_t *err), void *arg,
+                    kz_lua_error_t *err);
 
 /* After hook: sees the response (may be NULL) and the request; errors are
  * logged, never change the reply. */
