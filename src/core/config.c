@@ -32,6 +32,7 @@ typedef enum {
     OPT_INT64,    /* int64_t, range-checked */
     OPT_BOOL,     /* bool: true/false, yes/no, on/off, 1/0 */
     OPT_LOGLEVEL, /* kz_log_level_t: debug, info, warn, error */
+    OPT_ENV,      /* char *, owned: "KEY=VALUE" entries joined by '\n'; each value appends */
 } opt_type_t;
 
 /* Option flags. */
@@ -105,6 +106,8 @@ static const opt_t options[] = {
      "Directory of the Lua modules."},
     {"runtime.http_key", OPT_STRING, OFF(runtime.http_key), 0, 0, "defaulthttpkey", NULL,
      OPT_NONEMPTY, "Key for server-to-server RPC calls."},
+    {"runtime.env", OPT_ENV, OFF(runtime.env), 0, 0, NULL, "none", 0,
+     "KEY=VALUE for the Lua context's env table; repeat for more (a YAML list)."},
     {"runtime.lua_call_timeout_ms", OPT_INT, OFF(runtime.lua_call_timeout_ms), 1, 3600000, "10000",
      NULL, 0, "Time budget of one Lua call (RPC, hook); past it the call fails."},
     {"runtime.lua_memory_mb", OPT_INT, OFF(runtime.lua_memory_mb), 1, 65536, "64", NULL, 0,
@@ -217,6 +220,18 @@ static int set_option(kz_config_t *c, const opt_t *o, const char *value, char *e
         *(bool *)field(c, o) = v;
         return 0;
     }
+    case OPT_ENV: {
+        const char *eq = strchr(value, '=');
+        if (!eq || eq == value || strchr(value, '\n') || strlen(value) > 4096) {
+            set_err(err, errlen, "%s: expected KEY=VALUE, got '%s'", o->key, value);
+            return -1;
+        }
+        char **p = field(c, o);
+        char *joined = *p ? kz_asprintf("%s\n%s", *p, value) : kz_strdup(value);
+        kz_free(*p);
+        *p = joined;
+        return 0;
+    }
     case OPT_LOGLEVEL: {
         kz_log_level_t v;
         if (kz_log_level_parse(value, &v) < 0) {
@@ -262,7 +277,7 @@ void kz_config_free(kz_config_t *c)
 {
     if (!c) return;
     for (size_t i = 0; i < NOPTIONS; i++)
-        if (options[i].type == OPT_STRING) kz_free(*(char **)field(c, &options[i]));
+        if (options[i].type == OPT_STRING || options[i].type == OPT_ENV) kz_free(*(char **)field(c, &options[i]));
     memset(c, 0, sizeof *c);
 }
 
@@ -339,6 +354,18 @@ static int walk_node(yaml_walk_t *w, const char *key, yaml_node_t *n, int depth)
     case YAML_SEQUENCE_NODE: {
         yaml_node_item_t *first = n->data.sequence.items.start;
         size_t count = (size_t)(n->data.sequence.items.top - first);
+        if (o && o->type == OPT_ENV) { /* a list: every item appends */
+            for (yaml_node_item_t *it = first; it < n->data.sequence.items.top; it++) {
+                yaml_node_t *item = yaml_document_get_node(w->doc, *it);
+                if (!item || item->type != YAML_SCALAR_NODE) {
+                    snprintf(msg, sizeof msg, "%s: expected KEY=VALUE items in the list", key);
+                    return walk_err(w, item ? item : n, msg);
+                }
+                int rc = apply_scalar(w, key, item);
+                if (rc != 0) return rc;
+            }
+            return 0;
+        }
         if (!o || !(o->flags & OPT_SEQUENCE)) {
             snprintf(msg, sizeof msg, "%s: expected a %s, got a sequence", key,
                      o ? "scalar value" : "mapping of options");
@@ -572,6 +599,7 @@ static const char *type_hint(const opt_t *o)
     case OPT_INT64: return "INT";
     case OPT_BOOL: return "BOOL";
     case OPT_LOGLEVEL: return "LEVEL";
+    case OPT_ENV: return "KEY=VALUE";
     }
     return "";
 }

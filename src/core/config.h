@@ -51,6 +51,7 @@ typedef struct kz_config {
     struct {
         char *path;     /* Lua modules, default data_dir/modules */
         char *http_key; /* RPC key for server-to-server calls, default "defaulthttpkey" */
+        char *env;               /* "KEY=VALUE" lines for the Lua context's env, or NULL */
         int lua_call_timeout_ms; /* time budget of one Lua call, default 10000 */
         int lua_memory_mb;       /* memory budget of one Lua state, default 64 */
     } runtime;

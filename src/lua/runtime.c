@@ -565,6 +565,16 @@ void kz_lua_push_ctx(lua_State *L, const kz_lua_ctx_t *c)
 {
     lua_createtable(L, 0, 12);
     lua_newtable(L);
+    for (const char *e = R.cfg ? R.cfg->runtime.env : NULL; e && *e;) {
+        const char *nl = strchr(e, '\n'), *end = nl ? nl : e + strlen(e);
+        const char *eq = memchr(e, '=', (size_t)(end - e));
+        if (eq) {
+            lua_pushlstring(L, e, (size_t)(eq - e));
+            lua_pushlstring(L, eq + 1, (size_t)(end - eq - 1));
+            lua_rawset(L, -3);
+        }
+        e = nl ? nl + 1 : end;
+    }
     lua_setfield(L, -2, "env");
     set_str(L, "execution_mode", c->mode);
     set_str(L, "node", "kizuna");

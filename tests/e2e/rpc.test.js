@@ -18,6 +18,8 @@ const ctx = useServer({
     '--runtime.path', path.join(E2E_DIR, 'modules', 'rpc'),
     '--runtime.lua_call_timeout_ms', '300',
     '--runtime.lua_memory_mb', '16',
+    '--runtime.env', 'GAME_MODE=ranked',
+    '--runtime.env', 'ENDPOINT=http://127.0.0.1/?a=b',
   ],
   setup: async () => {
     alice = (await newDeviceSession(ctx.client, { vars: { tier: 'gold' } })).session;
@@ -47,6 +49,7 @@ describe('RPC over REST', () => {
     assert.equal(p.mode, 'rpc');
     assert.equal(p.session_id, '');
     assert.deepEqual(p.vars, { tier: 'gold' });
+    assert.deepEqual(p.env, { GAME_MODE: 'ranked', ENDPOINT: 'http://127.0.0.1/?a=b' });
     assert.equal(p.greeting, 'hello kizuna');
     assert.equal(p.pkg, 'lib.pkg via init.lua');
   });

@@ -464,3 +464,30 @@ Test(config, free_zeroes_and_is_repeatable)
     kz_config_free(&cfg); /* teardown frees again: must be harmless */
     kz_config_free(NULL);
 }
+
+/* ----- runtime.env: a list ---------------------------------------------- */
+
+Test(config, env_flags_append)
+{
+    cr_assert_null(cfg.runtime.env);
+    cr_assert_eq(args("--runtime.env", "MODE=ranked", "--runtime.env=URL=http://x/?a=b", NULL), 0, "%s", err);
+    cr_assert_str_eq(cfg.runtime.env, "MODE=ranked\nURL=http://x/?a=b");
+}
+
+Test(config, env_yaml_list)
+{
+    const char *path = write_file("env.yml", "runtime:\n  env:\n    - \"A=1\"\n    - \"B=two words\"\n");
+    cr_assert_eq(kz_config_load_file(&cfg, path, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(cfg.runtime.env, "A=1\nB=two words");
+}
+
+Test(config, env_bad_entries)
+{
+    cr_assert_eq(args("--runtime.env", "NOEQUALS", NULL), -1);
+    assert_err_contains("runtime.env: expected KEY=VALUE, got 'NOEQUALS'");
+    cr_assert_eq(args("--runtime.env", "=value", NULL), -1);
+    assert_err_contains("expected KEY=VALUE");
+    const char *path = write_file("env2.yml", "runtime:\n  env:\n    - {a: 1}\n");
+    cr_assert_eq(kz_config_load_file(&cfg, path, err, sizeof err), -1);
+    assert_err_contains("expected KEY=VALUE items in the list");
+}

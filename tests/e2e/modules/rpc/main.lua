@@ -13,6 +13,7 @@ local function echo(context, payload)
     lang = context.lang or "",
     query = context.query_params,
     vars = context.vars or {},
+    env = context.env,
     greeting = shared.greet("kizuna"),
     pkg = pkg.name,
   })
@@ -50,7 +51,7 @@ end, "spin_pcall")
 
 nk.register_rpc(function(context, payload)
   local t = {}
-  for i = 1, 1e9 do t[i] = string.rep("x", 64) .. i end
+  for i = 1, 1e9 do t[i] = string.rep("x", 1024 * 1024) .. i end
 end, "hog")
 
 -- What a script can reach.
