@@ -154,6 +154,9 @@ int kz_query_all(kz_slice_t query, const char *key, char ***out);
 /* Boolean query parameter: *out keeps def when absent; -1 when not
  * true/false/1/0. */
 int kz_query_bool(kz_slice_t query, const char *key, bool def, bool *out);
+/* The request's headers as {"Canonical-Name": ["value", ...]} (names in
+ * Go's canonical form, as Nakama hands them to the runtime). New reference. */
+json_t *kz_request_headers(const kz_http_req_t *r);
 /* Percent-decodes s into an owned string; NULL on a bad escape. */
 char *kz_url_decode(const char *s, size_t n);
 

@@ -136,13 +136,14 @@ static int path_names(const char *pattern, char names[][48])
 
 struct kz_hook_req {
     json_t *req;        /* what the hook sees */
+    json_t *headers;    /* the request's headers, for the context */
     json_t *from_query; /* names that came from the query */
     bool body_ok;       /* the body parsed (or was empty): it may be rewritten */
 };
 
-static void hook_ctx(kz_call_t *call, const char *mode, kz_lua_ctx_t *ctx)
+static void hook_ctx(kz_call_t *call, const char *mode, const struct kz_hook_req *h, kz_lua_ctx_t *ctx)
 {
-    *ctx = (kz_lua_ctx_t){.mode = mode};
+    *ctx = (kz_lua_ctx_t){.mode = mode, .headers = h->headers};
     if (call->session.uid[0]) {
         ctx->user_id = call->session.uid;
         ctx->username = call->session.usn;
@@ -156,6 +157,7 @@ static void build_request(kz_call_t *call, const char *method, struct kz_hook_re
     kz_http_req_t *r = &call->ex->req;
     h->req = json_object();
     h->from_query = json_object();
+    h->headers = kz_request_headers(r);
     h->body_ok = false;
     const char *field = body_field(method);
     json_t *body = NULL;
@@ -302,6 +304,7 @@ static void clear(struct kz_hook_req *h)
 {
     json_decref(h->req);
     json_decref(h->from_query);
+    json_decref(h->headers);
 }
 
 /* The API method of a route: its name without the "2" of second bindings. */
@@ -325,7 +328,7 @@ void kz_api_run_with_hooks(kz_call_t *call)
     build_request(call, method, &h);
     if (before) {
         kz_lua_ctx_t ctx;
-        hook_ctx(call, "before", &ctx);
+        hook_ctx(call, "before", &h, &ctx);
         kz_lua_error_t err;
         json_t *msg = no_input(method) ? NULL : json_incref(h.req);
         int rc = kz_lua_before(&call->worker->lua, call->db, &ctx, false, method, &msg, &err);
@@ -353,7 +356,7 @@ void kz_api_run_with_hooks(kz_call_t *call)
     if (after && ex->resp.status == 200) {
         json_t *resp = ex->resp.body_len ? json_loadb(ex->resp.body, ex->resp.body_len, 0, NULL) : json_object();
         kz_lua_ctx_t ctx;
-        hook_ctx(call, "after", &ctx);
+        hook_ctx(call, "after", &h, &ctx);
         kz_lua_after(&call->worker->lua, call->db, &ctx, false, method, resp, no_input(method) ? NULL : h.req);
         json_decref(resp);
     }

@@ -198,3 +198,32 @@ int kz_query_bool(kz_slice_t query, const char *key, bool def, bool *out)
     kz_free(v);
     return rc;
 }
+
+json_t *kz_request_headers(const kz_http_req_t *r)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < r->nheaders; i++) {
+        const kz_http_header_t *h = &r->headers[i];
+        if (h->name.n == 0 || h->name.n > 128) continue;
+        char name[129];
+        bool up = true;
+        for (size_t k = 0; k < h->name.n; k++) {
+            char ch = h->name.p[k];
+            name[k] = up ? (char)toupper((unsigned char)ch) : (char)tolower((unsigned char)ch);
+            up = ch == '-';
+        }
+        name[h->name.n] = '\0';
+        json_t *v = json_stringn(h->value.p, h->value.n);
+        if (!v) continue; /* not UTF-8 */
+        json_t *list = json_object_get(o, name);
+        if (!list) {
+            list = json_array();
+            if (json_object_set_new(o, name, list) != 0) {
+                json_decref(v);
+                continue;
+            }
+        }
+        json_array_append_new(list, v);
+    }
+    return o;
+}

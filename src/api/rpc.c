@@ -99,7 +99,8 @@ void kz_h_rpc(kz_call_t *call)
     }
 
     json_t *qp = query_params(ex->req.query);
-    kz_lua_ctx_t ctx = {.mode = "rpc", .query_params = qp};
+    json_t *headers = kz_request_headers(&ex->req);
+    kz_lua_ctx_t ctx = {.mode = "rpc", .query_params = qp, .headers = headers};
     if (!call->http_key) {
         ctx.user_id = call->session.uid;
         ctx.username = call->session.usn;
@@ -111,6 +112,7 @@ void kz_h_rpc(kz_call_t *call)
     kz_lua_error_t err;
     int rc = kz_lua_rpc(&call->worker->lua, call->db, &ctx, id, payload, plen, &out, &outlen, &err);
     json_decref(qp);
+    json_decref(headers);
     json_decref(body);
     kz_free(id);
 

@@ -34,6 +34,11 @@ typedef struct kz_slice {
     size_t n;
 } kz_slice_t;
 
+/* One request header as received (name in the client's case). */
+typedef struct kz_http_header {
+    kz_slice_t name, value;
+} kz_http_header_t;
+
 typedef struct kz_http_req {
     int method;              /* enum http_method of libhttp-parser (HTTP_GET, ...) */
     kz_slice_t path;         /* raw path, no query */
@@ -48,6 +53,8 @@ typedef struct kz_http_req {
     kz_slice_t connection;   /* Connection header */
     kz_slice_t ws_key;       /* Sec-WebSocket-Key */
     kz_slice_t ws_version;   /* Sec-WebSocket-Version */
+    kz_http_header_t *headers; /* every header, owned by the exchange (NULL when none) */
+    int nheaders;
     char *body;              /* NUL-terminated request body (may be empty, never NULL) */
     size_t body_len;
     bool keep_alive;         /* the connection may serve another request */

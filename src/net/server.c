@@ -80,6 +80,7 @@ void kz_exchange_free(kz_exchange_t *ex)
     kz_free(ex->resp.body);
     kz_free(ex->resp.extra_headers);
     kz_free(ex->req.body);
+    kz_free(ex->req.headers);
     kz_free(ex->_head);
     kz_free(ex);
 }
@@ -265,6 +266,14 @@ static int on_message_complete(http_parser *p)
     ex->req.connection = header_get(c, "connection");
     ex->req.ws_key = header_get(c, "sec-websocket-key");
     ex->req.ws_version = header_get(c, "sec-websocket-version");
+    if (c->nhdrs) {
+        ex->req.headers = kz_malloc(sizeof *ex->req.headers * (size_t)c->nhdrs);
+        for (int i = 0; i < c->nhdrs; i++) {
+            const hdr_off_t *h = &c->hdrs[i];
+            ex->req.headers[i] = (kz_http_header_t){{url + h->name, h->name_len}, {url + h->val, h->val_len}};
+        }
+        ex->req.nheaders = c->nhdrs;
+    }
     if (!c->body) c->body = kz_malloc(1);
     c->body[c->body_len] = '\0';
     ex->req.body = c->body;

@@ -82,6 +82,18 @@ describe('RPC over REST', () => {
     assert.equal(p.user_id, '');
   });
 
+  test('the request headers reach the context, names in canonical form', async () => {
+    const res = await post('echo', '"h"', {
+      query: `http_key=${HTTP_KEY}`,
+      headers: { 'x-game-version': '1.2.3', 'Content-Type': 'application/json' },
+    });
+    assert.equal(res.status, 200, res.text);
+    const h = JSON.parse(res.json.payload).headers;
+    assert.deepEqual(h['X-Game-Version'], ['1.2.3']);
+    assert.deepEqual(h['Content-Type'], ['application/json']);
+    assert.deepEqual(h['Content-Length'], ['3']);
+  });
+
   test('auth failures are 401 in the RPC error shape', async () => {
     assertRpcError(await post('echo', '"x"'), 401, 16, 'Auth token or HTTP key required');
     assertRpcError(await post('echo', '"x"', { query: 'http_key=wrong' }), 401, 16, 'HTTP key invalid');

@@ -14,6 +14,7 @@ local function echo(context, payload)
     query = context.query_params,
     vars = context.vars or {},
     env = context.env,
+    headers = context.headers,
     greeting = shared.greet("kizuna"),
     pkg = pkg.name,
   })
