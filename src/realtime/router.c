@@ -33,7 +33,10 @@ kz_rt_sess_t *kz_rt_sess_retain(kz_rt_sess_t *s)
 
 void kz_rt_sess_release(kz_rt_sess_t *s)
 {
-    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) kz_free(s);
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+        json_decref(s->vars);
+        kz_free(s);
+    }
 }
 
 void kz_rt_add_close_hook(kz_rt_close_hook hook)

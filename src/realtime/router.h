@@ -16,6 +16,7 @@
 #ifndef KZ_REALTIME_ROUTER_H
 #define KZ_REALTIME_ROUTER_H
 
+#include <jansson.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -33,6 +34,8 @@ typedef struct kz_rt_sess {
     char lang[32];
     bool status;        /* appears online to followers (status=true) */
     bool protobuf;      /* speaks protobuf Envelopes (format=protobuf) */
+    int64_t exp;        /* the session token's expiry (unix seconds) */
+    json_t *vars;       /* the token's session vars (object of strings), or NULL; set at open, then read-only */
     int io;             /* owning I/O thread */
     kz_ws_t *ws;        /* owning thread only; NULL once the socket closed */
     /* Lua realtime hooks (realtime/socket.c), owning thread only: while a

@@ -12,6 +12,8 @@ typedef struct rpc_job {
     char *cid, *id, *payload;
     size_t plen;
     char uid[37], username[129], sid[37], lang[32];
+    int64_t exp;
+    json_t *vars; /* the session's, read-only (the job holds the session) */
     int rc;
     char *out;
     size_t outlen;
@@ -21,8 +23,13 @@ typedef struct rpc_job {
 static void rpc_work(kz_db_t *db, void *arg)
 {
     rpc_job_t *j = arg;
-    kz_lua_ctx_t ctx = {
-        .mode = "rpc", .user_id = j->uid, .username = j->username, .session_id = j->sid, .lang = j->lang};
+    kz_lua_ctx_t ctx = {.mode = "rpc",
+                        .user_id = j->uid,
+                        .username = j->username,
+                        .session_id = j->sid,
+                        .lang = j->lang,
+                        .user_session_exp = j->exp,
+                        .vars = j->vars};
     kz_worker_t *w = kz_worker_current();
     j->rc = kz_lua_rpc(&w->lua, db, &ctx, j->id, j->payload, j->plen, &j->out, &j->outlen, &j->err);
 }
@@ -89,6 +96,8 @@ void kz_rt_rpc(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
     snprintf(j->username, sizeof j->username, "%s", s->username);
     snprintf(j->sid, sizeof j->sid, "%s", s->id);
     snprintf(j->lang, sizeof j->lang, "%s", s->lang);
+    j->exp = s->exp;
+    j->vars = s->vars;
     if (!kz_rt_submit(s, rpc_work, rpc_done, j)) {
         kz_rt_error(ws, cid, KZ_RT_RUNTIME_EXCEPTION, "Server is busy, try again.");
         kz_free(j->cid);

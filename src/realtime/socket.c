@@ -134,6 +134,8 @@ typedef struct hook_job {
     char hook[64];
     int kind;
     char uid[37], username[129], sid[37], lang[32];
+    int64_t exp;
+    json_t *vars; /* the session's, read-only (the job holds the session) */
     int rc;
     kz_lua_error_t err;
 } hook_job_t;
@@ -166,6 +168,8 @@ static hook_job_t *hook_job_new(rt_session_t *s, const char *hook, int kind, jso
     snprintf(j->username, sizeof j->username, "%s", s->username);
     snprintf(j->sid, sizeof j->sid, "%s", s->id);
     snprintf(j->lang, sizeof j->lang, "%s", s->lang);
+    j->exp = s->exp;
+    j->vars = s->vars;
     return j;
 }
 
@@ -178,8 +182,13 @@ static void hook_job_free(hook_job_t *j)
 
 static void job_ctx(const hook_job_t *j, const char *mode, kz_lua_ctx_t *ctx)
 {
-    *ctx = (kz_lua_ctx_t){
-        .mode = mode, .user_id = j->uid, .username = j->username, .session_id = j->sid, .lang = j->lang};
+    *ctx = (kz_lua_ctx_t){.mode = mode,
+                          .user_id = j->uid,
+                          .username = j->username,
+                          .session_id = j->sid,
+                          .lang = j->lang,
+                          .user_session_exp = j->exp,
+                          .vars = j->vars};
 }
 
 static void after_work(kz_db_t *db, void *arg)
@@ -529,6 +538,9 @@ void kz_rt_accept(kz_exchange_t *ex, const kz_app_t *app)
     rt_session_t *s = kz_rt_sess_open(app, kz_server_current_thread(), claims.uid, claims.usn,
                                        lang && *lang ? lang : "en", status, protobuf);
     kz_free(lang);
+    s->exp = claims.exp;
+    s->vars = claims.vrs; /* the session keeps them for the runtime's context */
+    claims.vrs = NULL;
     kz_claims_clear(&claims);
     /* A failed upgrade never opened the socket: the session goes at once. */
     if (kz_exchange_upgrade(ex, &handler, s) != 0) kz_rt_sess_close(s);

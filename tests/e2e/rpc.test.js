@@ -219,6 +219,7 @@ describe('RPC over the socket', () => {
       assert.equal(p.user_id, alice.user_id);
       assert.equal(p.session_id.length, 36);
       assert.equal(p.lang, 'en');
+      assert.deepEqual(p.vars, { tier: 'gold' });
       assert.ok(session);
     } finally {
       socket.disconnect(false);
