@@ -22,6 +22,7 @@
 #include "lua/nk_store.h"
 #include "net/http.h"
 #include "net/ws.h"
+#include "realtime/envelope.h"
 #include "realtime/router.h"
 #include "store/account.h"
 
@@ -638,6 +639,112 @@ static int nk_session_disconnect(lua_State *L)
     return 0;
 }
 
+/* status_follow(session_id, user_ids) / status_unfollow(session_id,
+ * user_ids): the session (open on this node) follows or unfollows those
+ * users as its status_follow / status_unfollow messages would; a follow
+ * skips users that do not exist and the session's own user, and sends the
+ * session the followed users' current presences. An unknown session is no
+ * error, as in Nakama. */
+static int status_change(lua_State *L, bool follow)
+{
+    lua_settop(L, 2);
+    char sid[37];
+    kz_nk_uuid(L, 1, "session ID", sid);
+    if (!lua_istable(L, 2)) return kz_lua_raise(L, KZ_NK_INVALID, "expects user IDs to be a table");
+    int n;
+    char **ids = kz_nk_strings_arg(L, 2, "user IDs", true, &n);
+    if (n == 0) return 0;
+    if (n > 1024) return kz_lua_raise(L, KZ_NK_INVALID, "expects at most 1024 user IDs");
+    char(*found)[37] = kz_nk_scratch(L, 37 * (size_t)n);
+    int nfound = 0;
+    if (follow) { /* as the socket message: only users that exist */
+        kz_nk_guard_t *g = kz_nk_guard(L);
+        kz_user_t *users = NULL;
+        int nu = 0;
+        int rc = kz_store_users_get(kz_lua_db(L), ids, n, NULL, 0, &users, &nu);
+        if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+        for (int i = 0; i < nu; i++)
+            memcpy(found[nfound++], users[i].id, 37);
+        g->p = users;
+        g->n = nu;
+        g->fn = kz_nk_free_users;
+        kz_nk_guard_done(g);
+        if (nfound == 0) return 0;
+    } else {
+        for (int i = 0; i < n; i++)
+            memcpy(found[nfound++], ids[i], 37);
+    }
+    int r = kz_rt_status_follow_post(sid, (const char(*)[37])found, nfound, follow);
+    if (r == KZ_RT_POST_TOO_MANY)
+        return kz_lua_raise(L, KZ_NK_INVALID, "A session may follow at most 1024 users.");
+    return 0;
+}
+
+static int nk_status_follow(lua_State *L)
+{
+    return status_change(L, true);
+}
+
+static int nk_status_unfollow(lua_State *L)
+{
+    return status_change(L, false);
+}
+
+/* Closes every open socket of uid on this node (from their own threads). */
+static void disconnect_user(const char *uid)
+{
+    kz_rt_sess_t **v;
+    int n = kz_rt_user_sessions(uid, &v);
+    for (int i = 0; i < n; i++) {
+        kz_rt_sess_t *s = v[i];
+        if (!s->app || !s->app->server) {
+            kz_rt_sess_release(s);
+            continue;
+        }
+        close_task_t *c = kz_malloc(sizeof *c);
+        c->task.run = close_run;
+        c->task.next = NULL;
+        c->s = s; /* the reference kz_rt_user_sessions took */
+        kz_server_post(s->app->server, s->io, &c->task);
+    }
+    kz_free(v);
+}
+
+/* users_ban_id(user_ids): the users can no longer authenticate (nor
+ * refresh); every token they hold is revoked and their sockets closed.
+ * Unknown users are skipped. */
+static int nk_users_ban_id(lua_State *L)
+{
+    lua_settop(L, 1);
+    int n;
+    char **ids = kz_nk_strings_arg(L, 1, "user IDs", true, &n);
+    if (n == 0) return 0;
+    if (n > 10000) return kz_lua_raise(L, KZ_NK_INVALID, "expects at most 10000 user IDs");
+    kz_db_t *db = kz_lua_db(L);
+    int rc = kz_store_users_set_disabled(db, ids, n, kz_now_ms(), NULL);
+    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    for (int i = 0; i < n; i++) {
+        rc = revoke_user(db, ids[i]);
+        if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+        disconnect_user(ids[i]);
+    }
+    return 0;
+}
+
+/* users_unban_id(user_ids): lifts the ban (tokens revoked by it stay
+ * revoked). Unknown users are skipped. */
+static int nk_users_unban_id(lua_State *L)
+{
+    lua_settop(L, 1);
+    int n;
+    char **ids = kz_nk_strings_arg(L, 1, "user IDs", true, &n);
+    if (n == 0) return 0;
+    if (n > 10000) return kz_lua_raise(L, KZ_NK_INVALID, "expects at most 10000 user IDs");
+    int rc = kz_store_users_set_disabled(kz_lua_db(L), ids, n, 0, NULL);
+    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    return 0;
+}
+
 /* A token named in session_logout: well signed with key, unexpired and
  * the user's; its tid goes to tid. */
 static bool logout_token(const char *token, const char *key, const char *uid, char tid[37])
@@ -697,8 +804,12 @@ void kz_nk_open_account(lua_State *L)
         {"users_get_id", nk_users_get_id},
         {"users_get_username", nk_users_get_username},
         {"users_get_random", nk_users_get_random},
+        {"users_ban_id", nk_users_ban_id},
+        {"users_unban_id", nk_users_unban_id},
         {"session_disconnect", nk_session_disconnect},
         {"session_logout", nk_session_logout},
+        {"status_follow", nk_status_follow},
+        {"status_unfollow", nk_status_unfollow},
         {"authenticate_device", nk_authenticate_device},
         {"authenticate_custom", nk_authenticate_custom},
         {"authenticate_email", nk_authenticate_email},

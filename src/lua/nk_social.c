@@ -72,6 +72,66 @@ static void free_friends(void *p, int n)
     kz_friends_free(p, n);
 }
 
+/* Pushes the friend tables {user, state, update_time, metadata} of
+ * friends[0..n) (owned by guard g, freed here). */
+static void push_friends(lua_State *L, kz_nk_guard_t *g, kz_friend_t *friends, int n)
+{
+    g->p = friends;
+    g->n = n;
+    g->fn = free_friends;
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_createtable(L, 0, 4);
+        kz_nk_push_user(L, &friends[i].user);
+        lua_setfield(L, -2, "user");
+        kz_nk_set_num(L, "state", friends[i].state);
+        kz_nk_set_num(L, "update_time", (double)(friends[i].update_time / 1000));
+        kz_nk_push_json_text(L, friends[i].metadata);
+        lua_setfield(L, -2, "metadata");
+        lua_rawseti(L, -2, i + 1);
+    }
+    kz_nk_guard_done(g);
+}
+
+/* users_get_friend_status(user_id, user_ids) -> friends: user_id's
+ * relations with those users that it has one with (any state), as friend
+ * tables. */
+static int nk_users_get_friend_status(lua_State *L)
+{
+    lua_settop(L, 2);
+    char uid[37];
+    kz_nk_uuid(L, 1, "user ID", uid);
+    if (!lua_istable(L, 2)) return kz_lua_raise(L, KZ_NK_INVALID, "expects user IDs to be a table");
+    int n;
+    char **ids = kz_nk_strings_arg(L, 2, "user IDs", true, &n);
+    if (n > 1000) return kz_lua_raise(L, KZ_NK_INVALID, "expects at most 1000 user IDs");
+    kz_nk_user_must_exist(L, uid);
+    kz_nk_guard_t *g = kz_nk_guard(L);
+    kz_friend_t *friends = NULL;
+    int nf = 0;
+    int rc = kz_store_friends_get(kz_lua_db(L), uid, ids, n, &friends, &nf);
+    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    push_friends(L, g, friends, nf);
+    return 1;
+}
+
+/* friend_metadata_update(user_id, friend_user_id, metadata): replaces the
+ * metadata of user_id's relation with friend_user_id (returned by the
+ * friend listings as metadata). NotFound when there is no relation. */
+static int nk_friend_metadata_update(lua_State *L)
+{
+    lua_settop(L, 3);
+    char uid[37], fid[37];
+    kz_nk_uuid(L, 1, "user ID", uid);
+    kz_nk_uuid(L, 2, "friend user ID", fid);
+    if (!lua_istable(L, 3)) return kz_lua_raise(L, KZ_NK_INVALID, "expects metadata to be a table");
+    const char *metadata = kz_nk_json_object_arg(L, 3, "metadata");
+    int rc = kz_store_friend_metadata_update(kz_lua_db(L), uid, fid, metadata, kz_now_ms());
+    if (rc == KZ_STORE_NOTFOUND) return kz_lua_raise(L, KZ_NK_NOT_FOUND, "Friend not found.");
+    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    return 0;
+}
+
 /* friends_list(user_id, limit?=100, state?=nil, cursor?) -> friends, cursor.
  * Each friend is {user, state, update_time, metadata}. */
 static int nk_friends_list(lua_State *L)
@@ -99,21 +159,7 @@ static int nk_friends_list(lua_State *L)
     int rc = kz_store_friends_list(kz_lua_db(L), uid, state, limit, c ? &from : NULL, &friends, &n,
                                    &next, &more);
     if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
-    g->p = friends;
-    g->n = n;
-    g->fn = free_friends;
-    lua_createtable(L, n, 0);
-    for (int i = 0; i < n; i++) {
-        lua_createtable(L, 0, 4);
-        kz_nk_push_user(L, &friends[i].user);
-        lua_setfield(L, -2, "user");
-        kz_nk_set_num(L, "state", friends[i].state);
-        kz_nk_set_num(L, "update_time", (double)(friends[i].update_time / 1000));
-        kz_nk_push_json_text(L, friends[i].metadata);
-        lua_setfield(L, -2, "metadata");
-        lua_rawseti(L, -2, i + 1);
-    }
-    kz_nk_guard_done(g);
+    push_friends(L, g, friends, n);
     if (more)
         push_cursor(L, json_pack("{s:i,s:i,s:I}", "f", state, "s", next.state, "p",
                                  (json_int_t)next.position));
@@ -392,6 +438,29 @@ static int nk_groups_get_id(lua_State *L)
         }
         lua_pop(L, 1);
     }
+    return 1;
+}
+
+/* groups_get_random(count?=0) -> groups: up to count (at most 1000)
+ * groups picked at random. */
+static int nk_groups_get_random(lua_State *L)
+{
+    lua_settop(L, 1);
+    int count = (int)kz_nk_optint(L, 1, "count", 0, 0, 1000);
+    kz_nk_guard_t *g = kz_nk_guard(L);
+    kz_group_t *groups = NULL;
+    int n = 0;
+    int rc = kz_store_groups_random(kz_lua_db(L), count, &groups, &n);
+    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    g->p = groups;
+    g->n = n;
+    g->fn = kz_nk_free_groups;
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        kz_nk_push_group(L, &groups[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    kz_nk_guard_done(g);
     return 1;
 }
 
@@ -832,6 +901,8 @@ static int nk_notifications_send(lua_State *L)
     return notifications_send(L, n, (int)count);
 }
 
+static void push_notification(lua_State *L, const kz_stored_notification_t *v, const char *user_id);
+
 static void free_stored_notifications(void *p, int n)
 {
     kz_stored_notifications_free(p, n);
@@ -868,16 +939,7 @@ static int nk_notifications_list(lua_State *L)
     if (more) n = limit;
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
-        lua_createtable(L, 0, 8);
-        kz_nk_set_str0(L, "id", v[i].id);
-        kz_nk_set_str0(L, "user_id", uid);
-        kz_nk_set_str0(L, "subject", v[i].subject);
-        kz_nk_push_json_text(L, v[i].content);
-        lua_setfield(L, -2, "content");
-        kz_nk_set_num(L, "code", v[i].code);
-        kz_nk_set_str0(L, "sender_id", *v[i].sender_id ? v[i].sender_id : KZ_UUID_NIL);
-        kz_nk_set_num(L, "create_time", (double)(v[i].create_time / 1000));
-        kz_nk_set_bool(L, "persistent", true);
+        push_notification(L, &v[i], uid);
         lua_rawseti(L, -2, i + 1);
     }
     if (more)
@@ -887,6 +949,142 @@ static int nk_notifications_list(lua_State *L)
         lua_pushnil(L);
     kz_nk_guard_done(g);
     return 2;
+}
+
+/* Pushes the notification table of v (user_id: its recipient). */
+static void push_notification(lua_State *L, const kz_stored_notification_t *v, const char *user_id)
+{
+    lua_createtable(L, 0, 8);
+    kz_nk_set_str0(L, "id", v->id);
+    kz_nk_set_str0(L, "user_id", user_id);
+    kz_nk_set_str0(L, "subject", v->subject);
+    kz_nk_push_json_text(L, v->content);
+    lua_setfield(L, -2, "content");
+    kz_nk_set_num(L, "code", v->code);
+    kz_nk_set_str0(L, "sender_id", *v->sender_id ? v->sender_id : KZ_UUID_NIL);
+    kz_nk_set_num(L, "create_time", (double)(v->create_time / 1000));
+    kz_nk_set_bool(L, "persistent", true);
+}
+
+/* notifications_get_id(notification_ids, user_id?="") -> notifications:
+ * the stored ones among the ids (of user_id only, when given), oldest
+ * first, as notifications_list's tables. */
+static int nk_notifications_get_id(lua_State *L)
+{
+    lua_settop(L, 2);
+    if (!lua_istable(L, 1))
+        return kz_lua_raise(L, KZ_NK_INVALID, "expects notification IDs to be a table");
+    int n;
+    char **ids = kz_nk_strings_arg(L, 1, "notification IDs", true, &n);
+    if (n > 1000) return kz_lua_raise(L, KZ_NK_INVALID, "expects at most 1000 notification IDs");
+    char uid[37];
+    bool owner = kz_nk_optuuid(L, 2, "user ID", uid);
+    kz_nk_guard_t *g = kz_nk_guard(L);
+    kz_stored_notification_t *v = NULL;
+    int count = 0;
+    int rc = kz_store_notifications_get(kz_lua_db(L), ids, n, owner ? uid : NULL, &v, &count);
+    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    g->p = v;
+    g->n = count;
+    g->fn = free_stored_notifications;
+    lua_createtable(L, count, 0);
+    for (int i = 0; i < count; i++) {
+        push_notification(L, &v[i], v[i].user_id);
+        lua_rawseti(L, -2, i + 1);
+    }
+    kz_nk_guard_done(g);
+    return 1;
+}
+
+/* notification_send_all(subject, content, code, persistent?=false): to
+ * every user (the system user excepted), 1000 users per transaction;
+ * those online get it live. */
+static int nk_notification_send_all(lua_State *L)
+{
+    lua_settop(L, 4);
+    size_t slen;
+    const char *subject = kz_nk_str(L, 1, "subject", &slen);
+    if (slen == 0)
+        return kz_lua_raise(L, KZ_NK_INVALID, "expects subject to be a non-empty string");
+    if (!lua_istable(L, 2)) return kz_lua_raise(L, KZ_NK_INVALID, "expects content to be a table");
+    const char *content = kz_nk_json_object_arg(L, 2, "content");
+    if (lua_type(L, 3) != LUA_TNUMBER)
+        return kz_lua_raise(L, KZ_NK_INVALID, "expects code to be a number");
+    int64_t code = kz_nk_optint(L, 3, "code", 0, INT32_MIN, INT32_MAX);
+    if (!code_ok(code))
+        return kz_lua_raise(L, KZ_NK_INVALID, "expects code number to be a positive integer");
+    bool persistent = kz_nk_optbool(L, 4, "persistent", false);
+    kz_notification_t tmpl = {
+        .subject = subject, .content = content, .code = (int)code, .persistent = persistent};
+    int rc = kz_store_notifications_send_all(kz_lua_db(L), &tmpl, 1000, NULL);
+    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    return 0;
+}
+
+/* notifications_update(updates): each {id, subject?, content?, sender?}
+ * changes that stored notification's fields that are given; all or none
+ * (NotFound for an id that is not stored). */
+static int nk_notifications_update(lua_State *L)
+{
+    lua_settop(L, 1);
+    if (!lua_istable(L, 1))
+        return kz_lua_raise(L, KZ_NK_INVALID, "expects a valid set of notification updates");
+    size_t count = lua_objlen(L, 1), keys = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        keys++;
+        if (!lua_istable(L, -1))
+            return kz_lua_raise(L, KZ_NK_INVALID, "expects a valid set of notification updates");
+        lua_pop(L, 1);
+    }
+    if (keys != count || count > 10000)
+        return kz_lua_raise(L, KZ_NK_INVALID, "expects an array of notification updates");
+    if (count == 0) return 0;
+    kz_notification_update_t *u = kz_nk_scratch(L, sizeof *u * count);
+    char(*ids)[37] = kz_nk_scratch(L, 37 * count);
+    char(*senders)[37] = kz_nk_scratch(L, 37 * count);
+    lua_createtable(L, (int)count * 2, 0); /* keeps the strings */
+    int keep = lua_gettop(L), nkeep = 0;
+    for (size_t i = 0; i < count; i++) {
+        u[i] = (kz_notification_update_t){0};
+        lua_rawgeti(L, 1, (int)i + 1);
+        int t = lua_gettop(L);
+        lua_getfield(L, t, "id");
+        kz_nk_uuid(L, lua_gettop(L), "id", ids[i]);
+        u[i].id = ids[i];
+        lua_settop(L, t);
+        lua_getfield(L, t, "subject");
+        if (!lua_isnil(L, -1)) {
+            if (lua_type(L, -1) != LUA_TSTRING || lua_objlen(L, -1) == 0)
+                return kz_lua_raise(L, KZ_NK_INVALID, "expects subject to be a non-empty string");
+            u[i].subject = lua_tostring(L, -1);
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, keep, ++nkeep);
+        }
+        lua_settop(L, t);
+        lua_getfield(L, t, "content");
+        if (!lua_isnil(L, -1)) {
+            if (!lua_istable(L, -1))
+                return kz_lua_raise(L, KZ_NK_INVALID, "expects content to be a table");
+            u[i].content = kz_nk_json_object_arg(L, lua_gettop(L), "content");
+            lua_rawseti(L, keep, ++nkeep);
+        }
+        lua_settop(L, t);
+        lua_getfield(L, t, "sender");
+        if (!lua_isnil(L, -1)) {
+            if (lua_type(L, -1) != LUA_TSTRING)
+                return kz_lua_raise(L, KZ_NK_INVALID, "expects sender to be a string");
+            kz_nk_optuuid(L, lua_gettop(L), "sender", senders[i]);
+            u[i].sender_id = senders[i];
+        }
+        lua_settop(L, t - 1);
+    }
+    int missing = -1;
+    int rc = kz_store_notifications_update(kz_lua_db(L), u, (int)count, &missing);
+    if (rc == KZ_STORE_NOTFOUND)
+        return kz_lua_raise(L, KZ_NK_NOT_FOUND, "Notification not found: %s.", ids[missing]);
+    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    return 0;
 }
 
 /* notifications_delete(notifications): each {user_id, notification_id};
@@ -1185,10 +1383,13 @@ void kz_nk_open_social(lua_State *L)
         {"friends_delete", nk_friends_delete},
         {"friends_block", nk_friends_block},
         {"friends_of_friends_list", nk_friends_of_friends_list},
+        {"users_get_friend_status", nk_users_get_friend_status},
+        {"friend_metadata_update", nk_friend_metadata_update},
         {"group_create", nk_group_create},
         {"group_update", nk_group_update},
         {"group_delete", nk_group_delete},
         {"groups_get_id", nk_groups_get_id},
+        {"groups_get_random", nk_groups_get_random},
         {"group_user_join", nk_group_user_join},
         {"group_user_leave", nk_group_user_leave},
         {"group_users_add", nk_group_users_add},
@@ -1204,6 +1405,9 @@ void kz_nk_open_social(lua_State *L)
         {"notifications_list", nk_notifications_list},
         {"notifications_delete", nk_notifications_delete},
         {"notifications_delete_id", nk_notifications_delete_id},
+        {"notifications_get_id", nk_notifications_get_id},
+        {"notification_send_all", nk_notification_send_all},
+        {"notifications_update", nk_notifications_update},
         {"channel_message_send", nk_channel_message_send},
         {"channel_message_update", nk_channel_message_update},
         {"channel_message_remove", nk_channel_message_remove},

@@ -166,6 +166,49 @@ static void free_ledger(void *p, int n)
     kz_wallet_ledger_free(p, n);
 }
 
+/* A ledger item table: id, user_id, create_time, update_time, changeset,
+ * metadata. */
+static void push_item(lua_State *L, const kz_wallet_ledger_t *e)
+{
+    lua_createtable(L, 0, 6);
+    kz_nk_set_str0(L, "id", e->id);
+    kz_nk_set_str0(L, "user_id", e->user_id);
+    kz_nk_set_num(L, "create_time", (double)(e->create_time / 1000));
+    kz_nk_set_num(L, "update_time", (double)(e->update_time / 1000));
+    kz_nk_push_json_text(L, e->changeset);
+    lua_setfield(L, -2, "changeset");
+    kz_nk_push_json_text(L, e->metadata);
+    lua_setfield(L, -2, "metadata");
+}
+
+static void free_item(void *p, int n)
+{
+    (void)n;
+    kz_wallet_ledger_clear(p);
+}
+
+/* wallet_ledger_update(id, metadata) -> item: replaces the metadata of a
+ * ledger item. NotFound for an unknown id. */
+static int nk_wallet_ledger_update(lua_State *L)
+{
+    lua_settop(L, 2);
+    char id[37];
+    kz_nk_uuid(L, 1, "ledger item ID", id);
+    if (!lua_istable(L, 2)) return kz_lua_raise(L, KZ_NK_INVALID, "expects metadata to be a table");
+    const char *metadata = kz_nk_json_object_arg(L, 2, "metadata");
+    kz_nk_guard_t *g = kz_nk_guard_with(L, sizeof(kz_wallet_ledger_t));
+    kz_wallet_ledger_t *e = kz_nk_guard_mem(g);
+    int rc = kz_store_wallet_ledger_update(kz_lua_db(L), id, metadata, kz_now_ms(), e);
+    if (rc == KZ_STORE_NOTFOUND)
+        return kz_lua_raise(L, KZ_NK_NOT_FOUND, "Wallet ledger item not found.");
+    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    g->p = e;
+    g->fn = free_item;
+    push_item(L, e);
+    kz_nk_guard_done(g);
+    return 1;
+}
+
 /* wallet_ledger_list(user_id, limit?=100, cursor?="") -> items, cursor
  * (oldest first; the cursor is "" after the last page, as in Nakama). */
 static int nk_wallet_ledger_list(lua_State *L)
@@ -202,15 +245,7 @@ static int nk_wallet_ledger_list(lua_State *L)
     g->fn = free_ledger;
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
-        lua_createtable(L, 0, 6);
-        kz_nk_set_str0(L, "id", items[i].id);
-        kz_nk_set_str0(L, "user_id", items[i].user_id);
-        kz_nk_set_num(L, "create_time", (double)(items[i].create_time / 1000));
-        kz_nk_set_num(L, "update_time", (double)(items[i].update_time / 1000));
-        kz_nk_push_json_text(L, items[i].changeset);
-        lua_setfield(L, -2, "changeset");
-        kz_nk_push_json_text(L, items[i].metadata);
-        lua_setfield(L, -2, "metadata");
+        push_item(L, &items[i]);
         lua_rawseti(L, -2, i + 1);
     }
     if (more && n > 0) {
@@ -234,6 +269,7 @@ void kz_nk_open_wallet(lua_State *L)
         {"wallet_update", nk_wallet_update},
         {"wallets_update", nk_wallets_update},
         {"wallet_ledger_list", nk_wallet_ledger_list},
+        {"wallet_ledger_update", nk_wallet_ledger_update},
         {NULL, NULL},
     };
     luaL_register(L, NULL, fns);

@@ -115,5 +115,16 @@ void kz_rt_status_update(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *
  * online for its followers. */
 void kz_rt_status_online(kz_rt_sess_t *s);
 void kz_rt_status_init(void);
+/* Follows (follow) or unfollows user_ids[0..n) (canonical ids of users
+ * that exist) for the open session session_id, from any thread: the
+ * change runs on the session's I/O thread as the status_follow /
+ * status_unfollow messages do (the session's own user is skipped; a follow
+ * sends the current presences of the followed users in a `status`
+ * envelope without a cid when any are online). KZ_RT_POST_UNKNOWN when no
+ * such session is open here, KZ_RT_POST_TOO_MANY when the follow would
+ * pass the per-session cap (nothing is changed). */
+enum { KZ_RT_POST_OK = 0, KZ_RT_POST_UNKNOWN = 1, KZ_RT_POST_TOO_MANY = 2 };
+int kz_rt_status_follow_post(const char *session_id, const char (*user_ids)[37], int n,
+                             bool follow);
 
 #endif

@@ -24,8 +24,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "core/alloc.h"
+#include "core/log.h"
 #include "core/uuid.h"
+#include "net/http.h"
 #include "realtime/envelope.h"
 #include "store/account.h"
 
@@ -556,4 +559,93 @@ void kz_rt_status_update(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *
      * thread only (other threads copy it under the lock). */
     publish(s, status, old);
     kz_free(old);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Server-side follows (nk.status_follow / nk.status_unfollow)              */
+
+typedef struct post_follow {
+    kz_task_t task;
+    kz_rt_sess_t *s; /* retained */
+    bool follow;
+    int n;
+    char (*ids)[37];
+} post_follow_t;
+
+/* On the session's I/O thread: follows or unfollows as the socket messages
+ * do (the caller checked the users exist). A follow sends the followed
+ * users' current presences in a `status` envelope, without a cid, when
+ * there are any. */
+static void post_follow_run(kz_task_t *t)
+{
+    post_follow_t *p = (post_follow_t *)t;
+    kz_rt_sess_t *s = p->s;
+    if (!s->ws) goto out; /* closed meanwhile: its close hook has run */
+    json_t *presences = json_array();
+    bool over = false;
+    pthread_mutex_lock(&st_lock);
+    st_sess_t *e = sess_get(s, false);
+    if (p->follow) {
+        int adding = 0;
+        for (int i = 0; i < p->n; i++)
+            if (strcmp(p->ids[i], s->uid) != 0 && !follows(e, p->ids[i])) adding++;
+        over = (e ? e->nfollows : 0) + adding > ST_MAX_FOLLOWS;
+        if (!over && adding && !e) e = sess_get(s, true);
+        for (int i = 0; i < p->n && !over; i++) {
+            if (strcmp(p->ids[i], s->uid) == 0) continue;
+            if (!follows(e, p->ids[i])) follow_add(e, p->ids[i]);
+            st_user_t *u = user_get(p->ids[i], false);
+            for (st_sess_t *o = u ? u->online : NULL; o; o = o->next_online)
+                json_array_append_new(presences, presence_json(o->s, o->status));
+        }
+    } else if (e) {
+        for (int i = 0; i < p->n; i++)
+            follow_remove(e, p->ids[i]);
+        sess_gc(e);
+    }
+    pthread_mutex_unlock(&st_lock);
+    if (over)
+        kz_log_warn("status_follow for session %s dropped: over %d follows", s->id, ST_MAX_FOLLOWS);
+    if (json_array_size(presences)) {
+        json_t *st = json_pack("{s:O}", "presences", presences);
+        kz_rt_reply(s->ws, kz_rt_envelope(NULL, "status", st));
+    }
+    json_decref(presences);
+out:
+    kz_rt_sess_release(s);
+    kz_free(p->ids);
+    kz_free(p);
+}
+
+int kz_rt_status_follow_post(const char *session_id, const char (*user_ids)[37], int n,
+                             bool follow)
+{
+    kz_rt_sess_t *s = kz_rt_session_find(session_id);
+    if (!s) return KZ_RT_POST_UNKNOWN;
+    if (!s->app || !s->app->server) {
+        kz_rt_sess_release(s);
+        return KZ_RT_POST_UNKNOWN;
+    }
+    if (follow) { /* the cap, checked here so that the caller can be told */
+        pthread_mutex_lock(&st_lock);
+        st_sess_t *e = sess_get(s, false);
+        int adding = 0;
+        for (int i = 0; i < n; i++)
+            if (strcmp(user_ids[i], s->uid) != 0 && !follows(e, user_ids[i])) adding++;
+        bool over = (e ? e->nfollows : 0) + adding > ST_MAX_FOLLOWS;
+        pthread_mutex_unlock(&st_lock);
+        if (over) {
+            kz_rt_sess_release(s);
+            return KZ_RT_POST_TOO_MANY;
+        }
+    }
+    post_follow_t *p = kz_calloc(1, sizeof *p);
+    p->task.run = post_follow_run;
+    p->s = s;
+    p->follow = follow;
+    p->n = n;
+    p->ids = kz_malloc(sizeof *p->ids * (size_t)(n > 0 ? n : 1));
+    if (n > 0) memcpy(p->ids, user_ids, sizeof *p->ids * (size_t)n);
+    kz_server_post(s->app->server, s->io, &p->task);
+    return KZ_RT_POST_OK;
 }

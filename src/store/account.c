@@ -319,6 +319,25 @@ int kz_store_users_get(kz_db_t *db, char **ids, int nids, char **usernames, int 
     return rc < 0 ? rc : KZ_DB_OK;
 }
 
+int kz_store_users_set_disabled(kz_db_t *db, char **ids, int n, int64_t now_ms, int64_t *changed)
+{
+    if (changed) *changed = 0;
+    if (n <= 0) return KZ_DB_OK;
+    size_t cap = 96 + (size_t)n * 8;
+    char *sql = kz_malloc(cap);
+    size_t len =
+        (size_t)snprintf(sql, cap, "UPDATE users SET disable_time = $1 WHERE id <> $2 AND ");
+    kz_dbval_t *p = kz_malloc(sizeof *p * ((size_t)n + 2));
+    int np = 0;
+    p[np++] = KZ_DBINT(now_ms > 0 ? now_ms : 0);
+    p[np++] = KZ_DBTEXT(KZ_UUID_NIL);
+    append_in_list(sql, len, cap, "id", ids, n, p, &np);
+    int rc = kz_db_exec(db, sql, p, np, changed);
+    kz_free(sql);
+    kz_free(p);
+    return rc;
+}
+
 /* Appends the users of a query selecting USER_COLUMNS to *out, at most
  * want - *n more. */
 static int users_append(kz_db_t *db, const char *sql, const kz_dbval_t *p, int np, int want,

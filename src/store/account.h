@@ -89,6 +89,11 @@ int kz_store_unlink(kz_db_t *db, const char *user_id, kz_id_kind_t kind, const c
 int kz_store_users_get(kz_db_t *db, char **ids, int nids, char **usernames, int nusernames,
                        kz_user_t **out, int *n);
 
+/* Bans (disable_time = now_ms) or, with now_ms 0, unbans the users among
+ * ids (borrowed array of n lower-case UUIDs; unknown ones are skipped).
+ * *changed (may be NULL) receives the number of users found. */
+int kz_store_users_set_disabled(kz_db_t *db, char **ids, int n, int64_t now_ms, int64_t *changed);
+
 /* Up to count users (at most 1000) picked at random, the system user
  * excepted: the ones after a random id, wrapping around to the start.
  * *out is owned as for kz_store_users_get. */

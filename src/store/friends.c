@@ -556,3 +556,69 @@ int kz_store_friends_delete_user(kz_db_t *db, const char *user_id)
     if (rc == KZ_DB_OK) rc = kz_db_exec(db, "UPDATE users SET edge_count = 0 WHERE id = $1", p, 1, NULL);
     return rc;
 }
+
+/* ------------------------------------------------------------------------ */
+/* By id, metadata                                                          */
+
+int kz_store_friends_get(kz_db_t *db, const char *user_id, char **ids, int nids, kz_friend_t **out,
+                         int *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (nids <= 0) return KZ_DB_OK;
+    static const char head[] =
+        "SELECT " PROFILE_COLUMNS("u.") ", e.state, e.position, e.update_time, e.metadata"
+        " FROM user_edge e JOIN users u ON u.id = e.destination_id"
+        " WHERE e.source_id = $1 AND e.destination_id IN (";
+    size_t cap = sizeof head + 64 + (size_t)nids * 8;
+    char *sql = kz_malloc(cap);
+    size_t len = (size_t)snprintf(sql, cap, "%s", head);
+    kz_dbval_t *p = kz_malloc(sizeof *p * (size_t)(nids + 1));
+    int np = 0;
+    p[np++] = KZ_DBTEXT(user_id);
+    for (int i = 0; i < nids; i++) {
+        p[np++] = KZ_DBTEXT(ids[i]);
+        len += (size_t)snprintf(sql + len, cap - len, "%s$%d", i ? "," : "", np);
+    }
+    snprintf(sql + len, cap - len, ") ORDER BY e.state, e.position");
+    kz_dbrows_t *r;
+    int rc = kz_db_query(db, sql, p, np, &r);
+    kz_free(sql);
+    kz_free(p);
+    if (rc != KZ_DB_OK) return rc;
+    int ocap = 0;
+    while ((rc = kz_db_next(r)) == 1) {
+        if (*n == ocap) {
+            ocap = ocap ? ocap * 2 : 8;
+            *out = kz_realloc(*out, sizeof **out * (size_t)ocap);
+        }
+        kz_friend_t *f = &(*out)[(*n)++];
+        user_from_cols(r, 0, &f->user);
+        f->user.edge_count = 0;
+        f->state = (int)kz_db_int(r, PROFILE_NCOLS);
+        f->update_time = kz_db_int(r, PROFILE_NCOLS + 2);
+        f->metadata = kz_db_text_dup(r, PROFILE_NCOLS + 3);
+    }
+    kz_db_rows_free(r);
+    if (rc < 0) {
+        kz_friends_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return rc;
+    }
+    return KZ_DB_OK;
+}
+
+int kz_store_friend_metadata_update(kz_db_t *db, const char *user_id, const char *friend_id,
+                                    const char *metadata, int64_t now_ms)
+{
+    kz_dbval_t p[] = {KZ_DBTEXT(user_id), KZ_DBTEXT(friend_id),
+                      KZ_DBTEXT(metadata ? metadata : "{}"), KZ_DBINT(now_ms)};
+    int64_t affected = 0;
+    int rc = kz_db_exec(db,
+                        "UPDATE user_edge SET metadata = $3, update_time = $4"
+                        " WHERE source_id = $1 AND destination_id = $2",
+                        p, 4, &affected);
+    if (rc != KZ_DB_OK) return rc;
+    return affected ? KZ_DB_OK : KZ_STORE_NOTFOUND;
+}

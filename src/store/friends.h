@@ -91,6 +91,19 @@ int kz_store_friends_list(kz_db_t *db, const char *user_id, int state, int limit
                           kz_friend_pos_t *next, bool *has_next);
 void kz_friends_free(kz_friend_t *v, int n);
 
+/* user_id's edges to those of ids (borrowed array of n lower-case UUIDs)
+ * it has one to, whatever their state, in list order (state, position):
+ * Nakama's friend status lookup. *out is an owned array of *n
+ * (kz_friends_free). */
+int kz_store_friends_get(kz_db_t *db, const char *user_id, char **ids, int nids, kz_friend_t **out,
+                         int *n);
+
+/* Replaces the metadata (JSON object text; NULL = {}) of user_id's edge to
+ * friend_id, whatever its state, and sets its update_time.
+ * KZ_STORE_NOTFOUND when there is no such edge. */
+int kz_store_friend_metadata_update(kz_db_t *db, const char *user_id, const char *friend_id,
+                                    const char *metadata, int64_t now_ms);
+
 /* One friend of a friend: user is a friend of referrer, one of the caller's
  * friends. */
 typedef struct kz_friend_of_friend {

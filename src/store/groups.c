@@ -935,3 +935,48 @@ int kz_store_groups_delete_user(kz_db_t *db, const char *user_id)
     kz_free(m);
     return rc;
 }
+
+/* Appends the groups of a query selecting GROUP_COLUMNS to out, at most
+ * want - *n more. */
+static int groups_append(kz_db_t *db, const char *sql, const kz_dbval_t *p, int np, int want,
+                         kz_group_t *out, int *n)
+{
+    kz_dbrows_t *r;
+    int rc = kz_db_query(db, sql, p, np, &r);
+    if (rc != KZ_DB_OK) return rc;
+    while (*n < want && (rc = kz_db_next(r)) == 1)
+        group_from_row(r, 0, &out[(*n)++]);
+    kz_db_rows_free(r);
+    return rc < 0 ? rc : KZ_DB_OK;
+}
+
+int kz_store_groups_random(kz_db_t *db, int count, kz_group_t **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (count <= 0) return KZ_DB_OK;
+    if (count > 1000) count = 1000;
+    /* As kz_store_users_random: a random point on the id ring, an index
+     * range scan from there and, when too few follow, from the start. */
+    char pivot[37];
+    kz_uuid_v4(pivot);
+    *out = kz_calloc((size_t)count, sizeof **out);
+    kz_dbval_t p[] = {KZ_DBTEXT(pivot), KZ_DBINT(count)};
+    int rc = groups_append(db,
+                           "SELECT " GROUP_COLUMNS " FROM groups"
+                           " WHERE id > $1 AND disable_time = 0 ORDER BY id LIMIT $2",
+                           p, 2, count, *out, n);
+    if (rc == KZ_DB_OK && *n < count) {
+        kz_dbval_t q[] = {KZ_DBTEXT(pivot), KZ_DBINT(count - *n)};
+        rc = groups_append(db,
+                           "SELECT " GROUP_COLUMNS " FROM groups"
+                           " WHERE id <= $1 AND disable_time = 0 ORDER BY id LIMIT $2",
+                           q, 2, count, *out, n);
+    }
+    if (rc != KZ_DB_OK) {
+        kz_groups_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}

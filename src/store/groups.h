@@ -181,6 +181,11 @@ typedef struct kz_group_pos {
     const char *id;
 } kz_group_pos_t;
 
+/* Up to count groups (at most 1000), disabled ones excepted, picked at
+ * random: the ones after a random id, wrapping around to the start. *out
+ * is an owned array of *n groups (kz_groups_free). */
+int kz_store_groups_random(kz_db_t *db, int count, kz_group_t **out, int *n);
+
 /* Up to limit groups matching f, after *after (NULL = from the start);
  * *out is an owned array of *n groups (kz_groups_free); *more tells
  * whether another page follows. */

@@ -53,6 +53,7 @@ typedef struct kz_stored_notification {
     char *content;
     int code;
     int64_t create_time; /* unix ms */
+    char user_id[37];    /* the recipient: filled by kz_store_notifications_get only */
 } kz_stored_notification_t;
 
 void kz_stored_notifications_free(kz_stored_notification_t *v, int n);
@@ -67,6 +68,37 @@ int kz_store_notifications_list(kz_db_t *db, const char *user_id, int limit, int
  * others are left alone. *deleted (may be NULL) receives the count. */
 int kz_store_notifications_delete(kz_db_t *db, const char *user_id, char **ids, int n,
                                   int64_t *deleted);
+
+/* The stored notifications among ids (borrowed array of n), those of
+ * user_id only unless it is NULL or "", in (create_time, id) order; each
+ * entry's user_id is filled. *out is an owned array of *n entries. */
+int kz_store_notifications_get(kz_db_t *db, char **ids, int n, const char *user_id,
+                               kz_stored_notification_t **out, int *count);
+
+/* A change to one stored notification: the fields that are non-NULL
+ * replace the stored ones (content is JSON object text, sender_id a user
+ * id or "" for the system). */
+typedef struct kz_notification_update {
+    const char *id;
+    const char *subject;
+    const char *content;
+    const char *sender_id;
+} kz_notification_update_t;
+
+/* Applies n updates in one transaction; KZ_STORE_NOTFOUND (nothing
+ * changed) when one of the ids is not a stored notification, and *missing
+ * (may be NULL) is then its index. */
+int kz_store_notifications_update(kz_db_t *db, const kz_notification_update_t *u, int n,
+                                  int *missing);
+
+/* Sends the notification tmpl (its user_id and id are ignored) to every
+ * user but the system user, in batches of batch users (1..10000) ordered
+ * by id, one transaction per batch: persistent ones are stored, and all go
+ * live through the sink when their batch commits. *sent (may be NULL)
+ * receives the number of recipients. A failed batch stops the run (the
+ * batches before it stay sent). */
+int kz_store_notifications_send_all(kz_db_t *db, const kz_notification_t *tmpl, int batch,
+                                    int64_t *sent);
 
 /* Account deletion: removes every notification user_id received. Runs in the
  * caller's transaction (opens none). */

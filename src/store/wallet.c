@@ -252,3 +252,55 @@ int kz_store_wallet_delete_user(kz_db_t *db, const char *user_id)
     kz_dbval_t p[] = {KZ_DBTEXT(user_id)};
     return kz_db_exec(db, "DELETE FROM wallet_ledger WHERE user_id = $1", p, 1, NULL);
 }
+
+void kz_wallet_ledger_clear(kz_wallet_ledger_t *e)
+{
+    kz_free(e->changeset);
+    kz_free(e->metadata);
+    e->changeset = e->metadata = NULL;
+}
+
+static int ledger_update_body(kz_db_t *db, const char *id, const char *metadata, int64_t now_ms,
+                              kz_wallet_ledger_t *out)
+{
+    kz_dbval_t p[] = {KZ_DBTEXT(id), KZ_DBTEXT(metadata && *metadata ? metadata : "{}"),
+                      KZ_DBINT(now_ms)};
+    int64_t affected = 0;
+    int rc = kz_db_exec(db,
+                        "UPDATE wallet_ledger SET metadata = $2, update_time = $3 WHERE id = $1",
+                        p, 3, &affected);
+    if (rc != KZ_DB_OK) return rc;
+    if (affected == 0) return KZ_STORE_NOTFOUND;
+    kz_dbrows_t *r;
+    rc = kz_db_query(db,
+                     "SELECT id, user_id, changeset, metadata, create_time, update_time"
+                     " FROM wallet_ledger WHERE id = $1",
+                     p, 1, &r);
+    if (rc != KZ_DB_OK) return rc;
+    rc = kz_db_next(r);
+    if (rc == 1) {
+        kz_db_text_id(r, 0, out->id);
+        kz_db_text_id(r, 1, out->user_id);
+        out->changeset = kz_db_text_dup(r, 2);
+        out->metadata = kz_db_text_dup(r, 3);
+        out->create_time = kz_db_int(r, 4);
+        out->update_time = kz_db_int(r, 5);
+    }
+    kz_db_rows_free(r);
+    return rc == 1 ? KZ_DB_OK : rc < 0 ? rc : KZ_STORE_NOTFOUND;
+}
+
+int kz_store_wallet_ledger_update(kz_db_t *db, const char *id, const char *metadata, int64_t now_ms,
+                                  kz_wallet_ledger_t *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = kz_db_begin(db);
+    if (rc != KZ_DB_OK) return rc;
+    rc = ledger_update_body(db, id, metadata, now_ms, out);
+    if (rc == KZ_DB_OK)
+        rc = kz_db_commit(db);
+    else
+        kz_db_rollback(db);
+    if (rc != KZ_DB_OK) kz_wallet_ledger_clear(out);
+    return rc;
+}

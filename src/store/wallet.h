@@ -75,6 +75,15 @@ int kz_store_wallet_ledger_list(kz_db_t *db, const char *user_id, int limit, int
 /* Frees v[0..n) and the array; NULL is a no-op. */
 void kz_wallet_ledger_free(kz_wallet_ledger_t *v, int n);
 
+/* Replaces the metadata (JSON object text; NULL = {}) of ledger entry id
+ * and sets its update_time to now_ms, then reads it into *out (kz_wallet_ledger_clear
+ * frees its strings). One
+ * transaction. KZ_STORE_NOTFOUND when there is no such entry. */
+int kz_store_wallet_ledger_update(kz_db_t *db, const char *id, const char *metadata, int64_t now_ms,
+                                  kz_wallet_ledger_t *out);
+/* Frees the strings of one entry (not e itself). */
+void kz_wallet_ledger_clear(kz_wallet_ledger_t *e);
+
 /* Account deletion: removes user_id's ledger entries (runs inside the
  * caller's transaction, opens none). */
 int kz_store_wallet_delete_user(kz_db_t *db, const char *user_id);

@@ -19,6 +19,7 @@ import { useServer, newDeviceSession } from './lib/fixture.js';
 import { E2E_DIR, ApiError, startServer } from './lib/server.js';
 import { uniq, uniqName, sleep, decodeJwt, UUID_RE } from './lib/http.js';
 import { createSocket } from './lib/socket.js';
+import WebSocket from 'ws';
 
 const ctx = useServer({ args: ['--runtime.path', path.join(E2E_DIR, 'modules', 'nk'), '--workers', '2'] });
 
@@ -1018,4 +1019,224 @@ test('jwt_generate, bcrypt_hash/compare, get_config and event', async () => {
   assert.equal((await nk(a, 'event', 'ping')).n, 0);
   await nkError(a, 400, 3, 'expects properties to be a table of string values', 'event', 'x', { level: 2 });
   await nkError(a, 400, 3, 'expects event name to be non-empty', 'event', '');
+});
+
+// ------------------------------------------------------ third batch of nk
+
+/** A raw JSON socket (sees every frame, cid or not): send(obj), next() -> the next frame. */
+function rawSocket(token, status) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${ctx.srv.port}/ws?status=${status}&token=${encodeURIComponent(token)}`);
+    ws.frames = [];
+    ws.on('message', (data) => ws.frames.push(JSON.parse(data.toString())));
+    ws.closed = new Promise((res) => ws.on('close', () => res()));
+    ws.on('open', () => resolve(ws));
+    ws.on('error', reject);
+  });
+}
+
+/** Waits for a frame of ws matching pred, removes it and the frames before it; returns it. */
+async function frame(ws, pred, what) {
+  await waitFor(() => ws.frames.some(pred), what);
+  const i = ws.frames.findIndex(pred);
+  const f = ws.frames[i];
+  ws.frames.splice(0, i + 1);
+  return f;
+}
+
+test('status_follow and status_unfollow act for a session on its own thread', async () => {
+  const a = await user();
+  const b = await user();
+  const c = await user();
+  const ws = await rawSocket(a.s.token, false);
+  const sb = createSocket(ctx.client, { timeoutMs: 3000 });
+  const sc = createSocket(ctx.client, { timeoutMs: 3000 });
+  await sb.connect(b.s, true, 3000);
+  await sc.connect(c.s, true, 3000);
+  try {
+    await sb.updateStatus('hi');
+    ws.send(JSON.stringify({ cid: '1', rpc: { id: 'my_session', payload: '' } }));
+    const sid = JSON.parse((await frame(ws, (f) => f.cid === '1', 'my_session')).rpc.payload).session_id;
+    assert.match(sid, UUID_RE);
+
+    // Unknown users and the session's own user are skipped; b's presence arrives without a cid.
+    await nk(a, 'status_follow', sid, [b.id, randomUuid(), a.id]);
+    const st = await frame(ws, (f) => f.status, 'the status envelope');
+    assert.equal(st.cid, undefined);
+    assert.deepEqual(st.status.presences.map(({ session_id: s, ...p }) => p),
+      [{ user_id: b.id, username: b.name, status: 'hi' }]);
+    await sb.updateStatus('bye');
+    const ev = await frame(ws, (f) => f.status_presence_event, "b's status change");
+    assert.deepEqual([ev.status_presence_event.joins[0].status, ev.status_presence_event.leaves[0].status], ['bye', 'hi']);
+    assert.equal(ev.status_presence_event.joins[0].user_id, b.id);
+
+    // Unfollow b, then follow c: the tasks run in order on a's thread, so once c's
+    // presence has arrived b is no longer followed.
+    await nk(a, 'status_unfollow', sid, [b.id, randomUuid()]);
+    await nk(a, 'status_follow', sid, [c.id]);
+    const st2 = await frame(ws, (f) => f.status, "c's presence");
+    assert.deepEqual(st2.status.presences.map((p) => [p.user_id, p.status]), [[c.id, '']]);
+    await sb.updateStatus('unseen');
+    await sc.updateStatus('seen');
+    const ev2 = await frame(ws, (f) => f.status_presence_event, "c's status change");
+    assert.equal(ev2.status_presence_event.joins[0].user_id, c.id);
+    assert.ok(!ws.frames.concat([ev2]).some((f) => JSON.stringify(f).includes('unseen')));
+
+    // A follow of users with no online session sends nothing; unknown sessions are no error.
+    await nk(a, 'status_follow', randomUuid(), [b.id]);
+    await nk(a, 'status_unfollow', randomUuid(), [b.id]);
+    await nk(a, 'status_follow', sid, []);
+    await nkError(a, 400, 3, 'expects session ID to be a valid identifier', 'status_follow', 'x', [b.id]);
+    await nkError(a, 400, 3, 'expects user IDs to be a table', 'status_follow', sid, b.id);
+    await nkError(a, 400, 3, 'expects each of user IDs to be a valid identifier', 'status_unfollow', sid, ['nope']);
+  } finally {
+    ws.close();
+    sb.disconnect(false);
+    sc.disconnect(false);
+  }
+});
+
+test('users_get_friend_status and friend_metadata_update', async () => {
+  const a = await user();
+  const b = await user();
+  const c = await user();
+  const d = await user();
+  await nk(a, 'friends_add', a.id, a.name, [b.id]);
+  await nk(a, 'friends_block', a.id, a.name, [c.id]);
+  let r = await nk(a, 'users_get_friend_status', a.id, [c.id, b.id, d.id, randomUuid()]);
+  assert.deepEqual(arr(r.r1).map((f) => [f.user.user_id, f.user.username, f.state]), [[b.id, b.name, 1], [c.id, c.name, 3]]);
+  assert.equal(typeof r.r1[0].update_time, 'number');
+  assert.deepEqual(arr((await nk(b, 'users_get_friend_status', b.id, [a.id])).r1).map((f) => f.state), [2]);
+  assert.deepEqual(arr((await nk(a, 'users_get_friend_status', a.id, [d.id])).r1), []);
+
+  await nk(a, 'friend_metadata_update', a.id, b.id, { note: 'met at the fair', level: 3 });
+  r = await nk(a, 'users_get_friend_status', a.id, [b.id]);
+  assert.deepEqual(r.r1[0].metadata, { note: 'met at the fair', level: 3 });
+  r = await nk(a, 'friends_list', a.id, 10, 1);
+  assert.deepEqual(r.r1.map((f) => [f.user.user_id, f.metadata]), [[b.id, { note: 'met at the fair', level: 3 }]]);
+  // The other side's edge is its own.
+  assert.deepEqual((await nk(b, 'users_get_friend_status', b.id, [a.id])).r1[0].metadata, {});
+
+  await nkError(a, 404, 5, 'Friend not found.', 'friend_metadata_update', a.id, d.id, { x: 1 });
+  await nkError(a, 400, 3, 'expects metadata to be a table', 'friend_metadata_update', a.id, b.id, 'x');
+  await nkError(a, 400, 3, 'expects friend user ID to be a valid identifier', 'friend_metadata_update', a.id, 'x', {});
+  await nkError(a, 404, 5, 'User account not found.', 'users_get_friend_status', randomUuid(), [b.id]);
+  await nkError(a, 400, 3, 'expects each of user IDs to be a valid identifier', 'users_get_friend_status', a.id, ['x']);
+});
+
+test('notifications_get_id, notifications_update and notification_send_all', async () => {
+  const a = await user();
+  const b = await user();
+  await nk(a, 'notification_send', b.id, 'First', { i: 1 }, 11, a.id, true);
+  await nk(a, 'notification_send', b.id, 'Second', { i: 2 }, 12, null, true);
+  await nk(a, 'notification_send', a.id, 'Mine', { i: 3 }, 13, null, true);
+  const nb = (await ctx.client.listNotifications(b.s, 10)).notifications;
+  const na = (await ctx.client.listNotifications(a.s, 10)).notifications;
+  assert.equal(nb.length, 2);
+  const ids = [nb[1].id, na[0].id, nb[0].id, randomUuid()];
+
+  let r = await nk(a, 'notifications_get_id', ids);
+  assert.deepEqual(arr(r.r1).map((n) => [n.subject, n.user_id, n.code, n.sender_id]).sort(),
+    [['First', b.id, 11, a.id], ['Mine', a.id, 13, NIL], ['Second', b.id, 12, NIL]]);
+  r = await nk(a, 'notifications_get_id', ids, b.id);
+  assert.deepEqual(r.r1.map((n) => [n.id, n.subject, n.content, n.persistent]),
+    [[nb[0].id, 'First', { i: 1 }, true], [nb[1].id, 'Second', { i: 2 }, true]]);
+  assert.equal(typeof r.r1[0].create_time, 'number');
+  assert.deepEqual(arr((await nk(a, 'notifications_get_id', [nb[0].id], a.id)).r1), []);
+  await nkError(a, 400, 3, 'expects each of notification IDs to be a valid identifier', 'notifications_get_id', ['x']);
+
+  await nk(a, 'notifications_update', [
+    { id: nb[0].id, subject: 'First (edited)', content: { i: 10 } },
+    { id: nb[1].id, sender: a.id },
+  ]);
+  let list = (await ctx.client.listNotifications(b.s, 10)).notifications;
+  assert.deepEqual(list.map((n) => [n.subject, n.content, n.sender_id, n.code]),
+    [['First (edited)', { i: 10 }, a.id, 11], ['Second', { i: 2 }, a.id, 12]]);
+  // All or nothing: an unknown id changes nothing.
+  const ghost = randomUuid();
+  await nkError(a, 404, 5, `Notification not found: ${ghost}.`, 'notifications_update',
+    [{ id: nb[0].id, subject: 'Never' }, { id: ghost, subject: 'Never' }]);
+  await nkError(a, 400, 3, 'expects subject to be a non-empty string', 'notifications_update', [{ id: nb[0].id, subject: '' }]);
+  await nkError(a, 400, 3, 'expects content to be a table', 'notifications_update', [{ id: nb[0].id, content: 'x' }]);
+  await nkError(a, 400, 3, 'expects id to be a string', 'notifications_update', [{ subject: 'x' }]);
+  list = (await ctx.client.listNotifications(b.s, 10)).notifications;
+  assert.equal(list[0].subject, 'First (edited)');
+
+  // send_all: every user gets the persistent one, live when online.
+  const socket = createSocket(ctx.client, { timeoutMs: 3000 });
+  const live = [];
+  socket.onnotification = (n) => live.push(n);
+  await socket.connect(b.s, false, 3000);
+  try {
+    const subject = uniqName('all');
+    await nk(a, 'notification_send_all', subject, { k: 1 }, 21, true);
+    await waitFor(() => live.some((n) => n.subject === subject), 'the live broadcast');
+    for (const who of [a, b]) {
+      const got = (await ctx.client.listNotifications(who.s, 10)).notifications.filter((n) => n.subject === subject);
+      assert.deepEqual(got.map((n) => [n.code, n.content, n.sender_id]), [[21, { k: 1 }, undefined]]); // the system
+    }
+    const eph = uniqName('eph');
+    await nk(a, 'notification_send_all', eph, {}, 22);
+    await waitFor(() => live.some((n) => n.subject === eph), 'the live ephemeral broadcast');
+    assert.equal((await ctx.client.listNotifications(b.s, 100)).notifications.filter((n) => n.subject === eph).length, 0);
+    await nkError(a, 400, 3, 'expects code number to be a positive integer', 'notification_send_all', 's', {}, 0);
+    await nkError(a, 400, 3, 'expects subject to be a non-empty string', 'notification_send_all', '', {}, 1);
+    await nkError(a, 400, 3, 'expects content to be a table', 'notification_send_all', 's', 'x', 1);
+  } finally {
+    socket.disconnect(false);
+  }
+});
+
+test('groups_get_random picks existing groups', async () => {
+  const a = await user();
+  const mine = [];
+  for (let i = 0; i < 3; i++) mine.push((await nk(a, 'group_create', a.id, uniqName('rnd'))).r1.id);
+  const all = arr((await nk(a, 'groups_get_random', 1000)).r1);
+  for (const id of mine) assert.ok(all.some((g) => g.id === id), `group ${id} in the random pick`);
+  assert.equal(new Set(all.map((g) => g.id)).size, all.length);
+  const two = arr((await nk(a, 'groups_get_random', 2)).r1);
+  assert.equal(two.length, 2);
+  assert.ok(two.every((g) => typeof g.name === 'string' && typeof g.edge_count === 'number'));
+  assert.deepEqual(arr((await nk(a, 'groups_get_random')).r1), []);
+  await nkError(a, 400, 3, 'expects count to be a whole number from 0 to 1000', 'groups_get_random', -1);
+});
+
+test('users_ban_id stops authentication and revokes sessions; users_unban_id lifts it', async () => {
+  const a = await user();
+  const c = await user();
+  const socket = createSocket(ctx.client, { timeoutMs: 3000 });
+  let closed = false;
+  socket.ondisconnect = () => { closed = true; };
+  await socket.connect(c.s, false, 3000);
+  await nk(a, 'users_ban_id', [c.id, randomUuid()]);
+  await waitFor(() => closed, "the banned user's socket to close");
+  await assert.rejects(ctx.client.getAccount(c.s), (e) => e.status === 401);
+  await assert.rejects(ctx.client.authenticateDevice(c.device, false), (e) => e.status === 403);
+  await assert.rejects(ctx.client.sessionRefresh(c.s), (e) => e.status === 401 || e.status === 403);
+  assert.equal(typeof (await nk(a, 'account_get_id', c.id)).r1.disable_time, 'number');
+  assert.equal((await ctx.client.getAccount(a.s)).user.id, a.id);
+
+  await nk(a, 'users_unban_id', [c.id]);
+  const again = await ctx.client.authenticateDevice(c.device, false);
+  assert.equal((await ctx.client.getAccount(again)).user.id, c.id);
+  assert.equal((await nk(a, 'account_get_id', c.id)).r1.disable_time, undefined);
+  await nk(a, 'users_ban_id', []);
+  await nkError(a, 400, 3, 'expects each of user IDs to be a valid identifier', 'users_ban_id', ['x']);
+  await nkError(a, 400, 3, 'expects user IDs to be a table of strings', 'users_unban_id', 'x');
+});
+
+test('wallet_ledger_update changes an item\'s metadata', async () => {
+  const a = await user();
+  await nk(a, 'wallet_update', a.id, { coins: 10 }, { why: 'gift' }, true);
+  const items = (await nk(a, 'wallet_ledger_list', a.id)).r1;
+  assert.equal(items.length, 1);
+  const r = await nk(a, 'wallet_ledger_update', items[0].id, { why: 'refund', n: 2 });
+  assert.deepEqual(r.r1.metadata, { why: 'refund', n: 2 });
+  assert.deepEqual([r.r1.id, r.r1.user_id, r.r1.changeset, r.r1.create_time],
+    [items[0].id, a.id, { coins: 10 }, items[0].create_time]);
+  assert.ok(r.r1.update_time >= items[0].update_time);
+  assert.deepEqual((await nk(a, 'wallet_ledger_list', a.id)).r1[0].metadata, { why: 'refund', n: 2 });
+  await nkError(a, 404, 5, 'Wallet ledger item not found.', 'wallet_ledger_update', randomUuid(), {});
+  await nkError(a, 400, 3, 'expects metadata to be a table', 'wallet_ledger_update', items[0].id, 'x');
+  await nkError(a, 400, 3, 'expects ledger item ID to be a valid identifier', 'wallet_ledger_update', 'x', {});
 });

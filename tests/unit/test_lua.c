@@ -1118,3 +1118,32 @@ Test(nk_util, sessions_global_is_the_one_set)
     cr_assert_null(kz_sessions_get_global());
     kz_sessions_set_global(prev);
 }
+
+/* The third batch on an empty SQLite store with no sockets: argument
+ * checks, unknown sessions and ids, empty results. */
+Test(nk_util, third_batch_on_an_empty_store)
+{
+    start_eval();
+    const char *sid = "'11111111-1111-4111-8111-111111111111'";
+    char code[512];
+    snprintf(code, sizeof code,
+             "nk.status_follow(%s, {'22222222-2222-4222-8222-222222222222'}) nk.status_unfollow(%s, {}) return 'ok'",
+             sid, sid);
+    EVAL_EQ(code, "ok");
+    EVAL_ERR("nk.status_follow('x', {})", "expects session ID to be a valid identifier");
+    EVAL_EQ("return tostring(#nk.groups_get_random(10))", "0");
+    EVAL_EQ("return tostring(#nk.groups_get_random())", "0");
+    EVAL_ERR("nk.groups_get_random(1001)", "expects count to be a whole number from 0 to 1000");
+    EVAL_EQ("nk.users_ban_id({}) nk.users_unban_id({'22222222-2222-4222-8222-222222222222'}) return 'ok'", "ok");
+    EVAL_ERR("nk.users_ban_id({'00000000-0000-0000-0000-000000000000'})", "to be a valid identifier");
+    EVAL_EQ("return tostring(#nk.notifications_get_id({'22222222-2222-4222-8222-222222222222'}))", "0");
+    EVAL_ERR("nk.notifications_update({{id = '22222222-2222-4222-8222-222222222222', subject = 's'}})",
+             "Notification not found: 22222222-2222-4222-8222-222222222222.");
+    EVAL_EQ("nk.notification_send_all('s', {}, 1, true) return 'ok'", "ok");
+    EVAL_ERR("nk.wallet_ledger_update('22222222-2222-4222-8222-222222222222', {})",
+             "Wallet ledger item not found.");
+    EVAL_ERR("nk.friend_metadata_update('22222222-2222-4222-8222-222222222222',"
+             " '33333333-3333-4333-8333-333333333333', {})",
+             "Friend not found.");
+    EVAL_ERR("nk.users_get_friend_status('22222222-2222-4222-8222-222222222222', {})", "User account not found.");
+}

@@ -901,3 +901,30 @@ KZ_DB_TEST(account, revocations_load_drops_expired)
     cr_assert_eq(s.n, 0);
     cr_assert_eq(dbfx_count(db, "session_revocation", NULL, NULL, 0), 0);
 }
+
+KZ_DB_TEST(account, set_disabled_bans_and_unbans)
+{
+    create_user(db, U1, "alice", KZ_ID_DEVICE, "device-alice-0001", NULL, NOW);
+    create_user(db, U2, "bob", KZ_ID_DEVICE, "device-bob-00001", NULL, NOW);
+    char *ids[] = {U1, GHOST, SYSTEM_USER};
+    int64_t changed = -1;
+    DB_OK(db, kz_store_users_set_disabled(db, ids, 3, NOW + 5, &changed));
+    cr_assert_eq(changed, 1, "[%s] %lld users, want 1", dbfx.label, (long long)changed);
+    kz_user_t u;
+    find_user(db, KZ_ID_USER, U1, &u);
+    cr_assert_eq(u.disable_time, NOW + 5);
+    kz_user_clear(&u);
+    find_user(db, KZ_ID_USER, U2, &u);
+    cr_assert_eq(u.disable_time, 0);
+    kz_user_clear(&u);
+    kz_dbval_t p[] = {KZ_DBTEXT(SYSTEM_USER)};
+    cr_assert_eq(dbfx_count(db, "users", "id = $1 AND disable_time = 0", p, 1), 1, "[%s] system user untouched",
+                 dbfx.label);
+    DB_OK(db, kz_store_users_set_disabled(db, ids, 1, 0, &changed));
+    cr_assert_eq(changed, 1);
+    find_user(db, KZ_ID_USER, U1, &u);
+    cr_assert_eq(u.disable_time, 0);
+    kz_user_clear(&u);
+    DB_OK(db, kz_store_users_set_disabled(db, ids, 0, NOW, &changed));
+    cr_assert_eq(changed, 0);
+}

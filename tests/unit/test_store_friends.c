@@ -541,3 +541,47 @@ KZ_DB_TEST(friends, inviting_each_other_at_once_ends_as_friends)
         DB_OK(db, kz_db_exec(db, "DELETE FROM notification", NULL, 0, NULL));
     }
 }
+
+KZ_DB_TEST(friends, get_by_ids_and_metadata_update)
+{
+    make_users(db, 4);
+    ADD(db, U1, U2);   /* U1 -> U2 invite sent */
+    BLOCK(db, U1, U3); /* U1 -> U3 blocked */
+    kz_friend_t *f;
+    int n;
+    DB_OK(db, kz_store_friends_get(db, U1, IDS(U3, U4, GHOST, U2), 4, &f, &n));
+    cr_assert_eq(n, 2, "[%s] %d edges, want 2", dbfx.label, n);
+    cr_assert_str_eq(f[0].user.id, U2);
+    cr_assert_str_eq(f[0].user.username, "bob");
+    cr_assert_eq(f[0].state, KZ_FRIEND_INVITE_SENT);
+    cr_assert_str_eq(f[0].metadata, "{}");
+    cr_assert_str_eq(f[1].user.id, U3);
+    cr_assert_eq(f[1].state, KZ_FRIEND_BLOCKED);
+    kz_friends_free(f, n);
+    DB_OK(db, kz_store_friends_get(db, U2, IDS(U1), 1, &f, &n));
+    cr_assert_eq(n, 1);
+    cr_assert_eq(f[0].state, KZ_FRIEND_INVITE_RECEIVED);
+    kz_friends_free(f, n);
+    DB_OK(db, kz_store_friends_get(db, U4, IDS(U1, U2), 2, &f, &n));
+    cr_assert_eq(n, 0);
+    kz_friends_free(f, n);
+    DB_OK(db, kz_store_friends_get(db, U1, NULL, 0, &f, &n));
+    cr_assert_eq(n, 0);
+
+    /* Metadata of one direction only; the edge's update_time moves. */
+    DB_OK(db, kz_store_friend_metadata_update(db, U1, U2, "{\"note\":\"x\"}", NOW + 9000));
+    DB_OK(db, kz_store_friends_get(db, U1, IDS(U2), 1, &f, &n));
+    cr_assert_str_eq(f[0].metadata, "{\"note\":\"x\"}");
+    cr_assert_eq(f[0].update_time, NOW + 9000);
+    cr_assert_eq(f[0].state, KZ_FRIEND_INVITE_SENT);
+    kz_friends_free(f, n);
+    DB_OK(db, kz_store_friends_get(db, U2, IDS(U1), 1, &f, &n));
+    cr_assert_str_eq(f[0].metadata, "{}");
+    kz_friends_free(f, n);
+    DB_OK(db, kz_store_friend_metadata_update(db, U1, U2, NULL, NOW + 9500));
+    DB_OK(db, kz_store_friends_get(db, U1, IDS(U2), 1, &f, &n));
+    cr_assert_str_eq(f[0].metadata, "{}");
+    kz_friends_free(f, n);
+    cr_assert_eq(kz_store_friend_metadata_update(db, U1, U4, "{}", NOW), KZ_STORE_NOTFOUND);
+    cr_assert_eq(kz_store_friend_metadata_update(db, GHOST, U1, "{}", NOW), KZ_STORE_NOTFOUND);
+}

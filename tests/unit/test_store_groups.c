@@ -937,3 +937,33 @@ KZ_DB_TEST(groups, membership_changes_post_system_messages)
     cr_assert_eq(m[7].create_time, NOW + 1000 - (NOW + 1000) % 1000);
     kz_messages_free(m, n);
 }
+
+KZ_DB_TEST(groups, random_picks_distinct_enabled_groups)
+{
+    mkusers(db);
+    kz_group_t *v;
+    int n;
+    DB_OK(db, kz_store_groups_random(db, 5, &v, &n));
+    cr_assert_eq(n, 0, "[%s] no groups yet", dbfx.label);
+    kz_groups_free(v, n);
+    char ids[4][37];
+    const char *names[] = {"g-one", "g-two", "g-three", "g-four"};
+    for (int i = 0; i < 4; i++) mkgroup(db, U1, names[i], true, 100, ids[i]);
+    /* A disabled group is never picked. */
+    kz_dbval_t p[] = {KZ_DBTEXT(ids[3])};
+    cr_assert_eq(kz_db_exec(db, "UPDATE groups SET disable_time = 1 WHERE id = $1", p, 1, NULL), KZ_DB_OK);
+    for (int round = 0; round < 5; round++) {
+        DB_OK(db, kz_store_groups_random(db, 10, &v, &n));
+        cr_assert_eq(n, 3, "[%s] %d groups, want 3", dbfx.label, n);
+        for (int i = 0; i < n; i++) {
+            cr_assert_str_neq(v[i].id, ids[3]);
+            for (int j = 0; j < i; j++) cr_assert_str_neq(v[i].id, v[j].id);
+        }
+        kz_groups_free(v, n);
+    }
+    DB_OK(db, kz_store_groups_random(db, 2, &v, &n));
+    cr_assert_eq(n, 2);
+    kz_groups_free(v, n);
+    DB_OK(db, kz_store_groups_random(db, 0, &v, &n));
+    cr_assert_eq(n, 0);
+}

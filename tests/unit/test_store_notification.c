@@ -7,6 +7,7 @@
 #include "core/clock.h"
 #include "core/uuid.h"
 #include "dbfixture.h"
+#include "store/account.h"
 #include "store/notification.h"
 
 #define NOW INT64_C(1700000000000) /* 2023-11-14T22:13:20Z */
@@ -143,4 +144,103 @@ KZ_DB_TEST(notification, delete_user_removes_what_they_received)
     kz_dbval_t p[] = {KZ_DBTEXT(U1)};
     cr_assert_eq(dbfx_count(db, "notification", "user_id = $1", p, 1), 0);
     cr_assert_eq(dbfx_count(db, "notification", NULL, NULL, 0), 1);
+}
+
+KZ_DB_TEST(notification, get_by_ids_with_or_without_owner)
+{
+    kz_notification_t n[3] = {note(U1, NOW + 1, 1, "b"), note(U1, NOW, 2, "a"), note(U2, NOW + 2, 3, "theirs")};
+    n[1].sender_id = NULL;
+    DB_OK(db, kz_store_notifications_add(db, n, 3));
+    char *ids[] = {n[2].id, n[0].id, "99999999-9999-4999-8999-999999999999", n[1].id};
+    kz_stored_notification_t *v;
+    int got;
+    DB_OK(db, kz_store_notifications_get(db, ids, 4, NULL, &v, &got));
+    cr_assert_eq(got, 3, "[%s] %d, want 3", dbfx.label, got);
+    const char *subjects[] = {"a", "b", "theirs"}, *owners[] = {U1, U1, U2};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_str_eq(v[i].subject, subjects[i]);
+        cr_assert_str_eq(v[i].user_id, owners[i]);
+    }
+    cr_assert_str_eq(v[0].sender_id, "");
+    cr_assert_str_eq(v[1].sender_id, U2);
+    cr_assert_eq(v[1].code, 1);
+    cr_assert_eq(v[1].create_time, NOW + 1);
+    cr_assert_str_eq(v[1].content, "{\"k\":1}");
+    kz_stored_notifications_free(v, got);
+    DB_OK(db, kz_store_notifications_get(db, ids, 4, U2, &v, &got));
+    cr_assert_eq(got, 1);
+    cr_assert_str_eq(v[0].id, n[2].id);
+    kz_stored_notifications_free(v, got);
+    DB_OK(db, kz_store_notifications_get(db, ids, 0, "", &v, &got));
+    cr_assert_eq(got, 0);
+}
+
+KZ_DB_TEST(notification, update_is_all_or_nothing)
+{
+    kz_notification_t n[2] = {note(U1, NOW, 1, "a"), note(U1, NOW + 1, 2, "b")};
+    DB_OK(db, kz_store_notifications_add(db, n, 2));
+    kz_notification_update_t u[2] = {{.id = n[0].id, .subject = "a2", .content = "{\"x\":2}"},
+                                     {.id = n[1].id, .sender_id = ""}};
+    int missing = 7;
+    DB_OK(db, kz_store_notifications_update(db, u, 2, &missing));
+    cr_assert_eq(missing, -1);
+    kz_stored_notification_t *v;
+    int got;
+    DB_OK(db, kz_store_notifications_list(db, U1, 10, 0, NULL, &v, &got));
+    cr_assert_eq(got, 2);
+    cr_assert_str_eq(v[0].subject, "a2");
+    cr_assert_str_eq(v[0].content, "{\"x\":2}");
+    cr_assert_str_eq(v[0].sender_id, U2);
+    cr_assert_str_eq(v[1].subject, "b");
+    cr_assert_str_eq(v[1].sender_id, "");
+    kz_stored_notifications_free(v, got);
+
+    kz_notification_update_t bad[2] = {{.id = n[1].id, .subject = "never"},
+                                       {.id = "99999999-9999-4999-8999-999999999999", .subject = "x"}};
+    cr_assert_eq(kz_store_notifications_update(db, bad, 2, &missing), KZ_STORE_NOTFOUND);
+    cr_assert_eq(missing, 1);
+    kz_dbval_t p[] = {KZ_DBTEXT("never")};
+    cr_assert_eq(dbfx_count(db, "notification", "subject = $1", p, 1), 0, "[%s] rolled back", dbfx.label);
+}
+
+static int sink_calls, sink_count;
+static void count_sink(const kz_notification_t *n, int count, bool in_tx)
+{
+    (void)n;
+    (void)in_tx;
+    sink_calls++;
+    sink_count += count;
+}
+
+KZ_DB_TEST(notification, send_all_in_batches)
+{
+    /* Five users besides the system user. */
+    for (int i = 0; i < 5; i++) {
+        char id[37], name[16], dev[32];
+        snprintf(id, sizeof id, "%08d-0000-4000-8000-000000000000", i + 1);
+        snprintf(name, sizeof name, "user%d", i);
+        snprintf(dev, sizeof dev, "device-user%d-0001", i);
+        bool taken = true;
+        DB_OK(db, kz_store_user_create(db, id, name, KZ_ID_DEVICE, dev, NULL, NOW, &taken));
+    }
+    kz_store_set_notification_sink(count_sink);
+    kz_notification_t t = {.subject = "all", .content = "{\"k\":1}", .code = 9, .persistent = true};
+    int64_t sent = 0;
+    DB_OK(db, kz_store_notifications_send_all(db, &t, 2, &sent));
+    cr_assert_eq(sent, 5, "[%s] sent to %lld", dbfx.label, (long long)sent);
+    cr_assert_eq(sink_calls, 3, "[%s] %d batches, want 3", dbfx.label, sink_calls);
+    cr_assert_eq(sink_count, 5);
+    kz_dbval_t p[] = {KZ_DBTEXT("all")};
+    cr_assert_eq(dbfx_count(db, "notification", "subject = $1", p, 1), 5);
+    kz_dbval_t q[] = {KZ_DBTEXT("00000000-0000-0000-0000-000000000000")};
+    cr_assert_eq(dbfx_count(db, "notification", "user_id = $1", q, 1), 0, "[%s] not the system user", dbfx.label);
+    /* Not persistent: pushed, not stored. */
+    t.persistent = false;
+    t.subject = "live";
+    DB_OK(db, kz_store_notifications_send_all(db, &t, 1000, &sent));
+    cr_assert_eq(sent, 5);
+    cr_assert_eq(sink_count, 10);
+    kz_dbval_t r[] = {KZ_DBTEXT("live")};
+    cr_assert_eq(dbfx_count(db, "notification", "subject = $1", r, 1), 0);
+    kz_store_set_notification_sink(NULL);
 }

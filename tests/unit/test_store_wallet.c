@@ -251,3 +251,31 @@ KZ_DB_TEST(wallet, concurrent_updates_add_up)
     expect_wallet(db, U1, want);
     cr_assert_eq(ledger_count(db, U1), THREADS * ITER);
 }
+
+KZ_DB_TEST(wallet, ledger_update_replaces_metadata)
+{
+    make_user(db, U1, "one");
+    kz_wallet_update_t u = {U1, "{\"gold\":3}", "{\"why\":\"gift\"}"};
+    kz_wallet_result_t r;
+    DB_OK(db, kz_store_wallet_update(db, &u, 1, true, NOW, &r, NULL));
+    kz_wallet_ledger_t e;
+    DB_OK(db, kz_store_wallet_ledger_update(db, r.ledger_id, "{\"why\":\"refund\"}", NOW + 500, &e));
+    cr_assert_str_eq(e.id, r.ledger_id);
+    cr_assert_str_eq(e.user_id, U1);
+    cr_assert_str_eq(e.changeset, "{\"gold\":3}");
+    cr_assert_str_eq(e.metadata, "{\"why\":\"refund\"}");
+    cr_assert_eq(e.create_time, NOW);
+    cr_assert_eq(e.update_time, NOW + 500);
+    kz_wallet_ledger_clear(&e);
+    kz_wallet_ledger_t *items;
+    int n;
+    bool more;
+    DB_OK(db, kz_store_wallet_ledger_list(db, U1, 10, 0, NULL, &items, &n, &more));
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(items[0].metadata, "{\"why\":\"refund\"}");
+    kz_wallet_ledger_free(items, n);
+    kz_wallet_results_free(&r, 1);
+    cr_assert_eq(kz_store_wallet_ledger_update(db, "99999999-9999-4999-8999-999999999999", "{}", NOW, &e),
+                 KZ_STORE_NOTFOUND);
+    cr_assert_null(e.metadata);
+}
