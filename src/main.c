@@ -21,6 +21,8 @@
 #include "net/http.h"
 #include "net/pool.h"
 #include "rank/board.h"
+#include "realtime/matchmaker.h"
+#include "realtime/authoritative.h"
 #include "realtime/socket.h"
 #include "store/db.h"
 
@@ -121,6 +123,14 @@ static int run_server(const kz_config_t *cfg)
         kz_log_error("cannot start the leaderboard scheduler");
         goto out;
     }
+    if (kz_am_start(&app) != 0) {
+        kz_log_error("cannot start the match tick thread");
+        goto out;
+    }
+    if (kz_mm_start(&app) != 0) {
+        kz_log_error("cannot start the matchmaker");
+        goto out;
+    }
     srv = kz_server_create(cfg, kz_api_dispatch, &app, err, sizeof err);
     if (!srv) {
         kz_log_error("%s", err);
@@ -139,6 +149,8 @@ static int run_server(const kz_config_t *cfg)
                 cfg->metrics.prometheus_port ? "" : ", metrics off");
     uv_run(loop, UV_RUN_DEFAULT);
 
+    /* Matches get match_terminate while their players are still connected. */
+    kz_am_stop();
     /* Stop taking connections, let in-flight requests finish, then drain
      * the pool and close every database connection. */
     kz_server_stop(srv);
@@ -147,8 +159,10 @@ static int run_server(const kz_config_t *cfg)
 out:
     /* The pool goes before the server: jobs still running may post work to
      * the I/O threads, whose queues kz_server_destroy drains last. */
+    kz_mm_stop();
     kz_lb_stop();
     kz_pool_destroy(app.pool);
+    kz_am_free_all();
     kz_boards_shutdown();
     kz_server_destroy(srv);
     kz_sessions_destroy(app.sessions);

@@ -67,6 +67,9 @@ json_t *kz_user_json(const kz_user_t *u);
 /* api/rpc.c */
 void kz_h_rpc(kz_call_t *call);
 
+/* api/match.c */
+void kz_h_matches_list(kz_call_t *call);
+
 /* api/leaderboard.c: leaderboards, tournaments, the test clock */
 void kz_h_leaderboard_records_list(kz_call_t *call);
 void kz_h_leaderboard_record_write(kz_call_t *call);

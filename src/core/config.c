@@ -113,6 +113,13 @@ static const opt_t options[] = {
     {"runtime.lua_memory_mb", OPT_INT, OFF(runtime.lua_memory_mb), 1, 65536, "64", NULL, 0,
      "Memory budget of one Lua state in MiB; past it the call fails."},
 
+    {"matchmaker.interval_sec", OPT_INT, OFF(matchmaker.interval_sec), 1, 3600, "15", NULL, 0,
+     "Seconds between matchmaker processing passes."},
+    {"matchmaker.max_intervals", OPT_INT, OFF(matchmaker.max_intervals), 1, 1000, "2", NULL, 0,
+     "Passes a ticket searches for before it accepts any group of min_count or more."},
+    {"matchmaker.max_tickets", OPT_INT, OFF(matchmaker.max_tickets), 1, 1000, "3", NULL, 0,
+     "Matchmaker tickets one session (or party) may hold at once."},
+
     {"logger.level", OPT_LOGLEVEL, OFF(logger.level), 0, 0, "info", NULL, 0,
      "Minimum log level: debug, info, warn or error."},
 

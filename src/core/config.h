@@ -57,6 +57,12 @@ typedef struct kz_config {
     } runtime;
 
     struct {
+        int interval_sec;  /* seconds between processing passes, default 15 */
+        int max_intervals; /* passes a ticket searches for, default 2 */
+        int max_tickets;   /* tickets per session or party, default 3 */
+    } matchmaker;
+
+    struct {
         kz_log_level_t level; /* default info */
     } logger;
 

@@ -67,6 +67,7 @@ void kz_nk_open_storage(lua_State *L);  /* lua/nk_storage.c */
 void kz_nk_open_social(lua_State *L);   /* lua/nk_social.c: friends, groups, notifications, chat */
 void kz_nk_open_wallet(lua_State *L);   /* lua/nk_wallet.c */
 void kz_nk_open_leaderboard(lua_State *L); /* lua/nk_leaderboard.c: leaderboards, tournaments */
+void kz_nk_open_match(lua_State *L);       /* lua/match.c: match_create, match_get, match_list, match_signal */
 
 /* The registry tables registrations go to (lua/runtime.c). */
 #define KZ_LUA_REG_RPC "kizuna.rpc"

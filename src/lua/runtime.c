@@ -421,6 +421,7 @@ static void push_nk(lua_State *L)
     kz_nk_open_social(L);
     kz_nk_open_wallet(L);
     kz_nk_open_leaderboard(L);
+    kz_nk_open_match(L);
     lua_setfield(L, -2, "nakama");
     lua_pop(L, 2);
 }

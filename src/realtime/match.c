@@ -36,10 +36,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/api.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/sha1.h"
 #include "core/uuid.h"
+#include "realtime/authoritative.h"
 #include "realtime/envelope.h"
+#include "realtime/matchmaker.h"
 
 /* ------------------------------------------------------------------------ */
 /* Pure helpers                                                             */
@@ -443,8 +447,17 @@ void kz_rt_match_join(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg
         return;
     }
     if (v[1]) {
-        /* Matchmaker tokens come with the matchmaker. */
-        kz_rt_error(ws, cid, KZ_RT_BAD_INPUT, "Invalid match token");
+        /* A matchmaker token (realtime/matchmaker.c) names a relayed match,
+         * created by the first player who joins with it. */
+        char tmid[64], tid[37];
+        const char *tnode;
+        if (!kz_mm_token_verify(json_string_value(v[1]), json_string_length(v[1]), s->app->cfg->session.encryption_key,
+                                kz_now_sec(), tmid, sizeof tmid) ||
+            !kz_match_id_parse(tmid, tid, &tnode) || *tnode) {
+            kz_rt_error(ws, cid, KZ_RT_BAD_INPUT, "Invalid match token");
+            return;
+        }
+        join(ws, s, cid, tid, tmid, true, true);
         return;
     }
     if (!v[0]) {
@@ -458,8 +471,8 @@ void kz_rt_match_join(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg
         kz_rt_error(ws, cid, KZ_RT_BAD_INPUT, "Invalid match ID");
         return;
     }
-    if (*node) { /* authoritative: none run here yet */
-        kz_rt_error(ws, cid, KZ_RT_MATCH_NOT_FOUND, "Match not found");
+    if (*node) { /* authoritative: realtime/authoritative.c */
+        kz_am_join(ws, s, cid, match_id, v[2]);
         return;
     }
     join(ws, s, cid, id, match_id, false, false);
@@ -479,6 +492,7 @@ void kz_rt_match_leave(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *ms
         kz_rt_error(ws, cid, KZ_RT_BAD_INPUT, "Invalid match ID");
         return;
     }
+    if (*node) kz_am_leave(s, json_string_value(v[0]));
     sess_entry_t *e = index_get(s, false);
     match_t *m = *node ? NULL : entry_find(e, id);
     if (m) {
@@ -544,9 +558,12 @@ void kz_rt_match_data_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t
         kz_rt_error(ws, NULL, KZ_RT_BAD_INPUT, "Invalid match ID");
         goto out;
     }
-    /* Not a member (or an authoritative id, none of which run here yet):
-     * silently ignored. */
-    match_t *m = (*node || !targets_ok) ? NULL : entry_find(index_get(s, false), id);
+    if (*node) { /* authoritative: into the match's input queue */
+        kz_am_data(s, match_id, op_code, data, dlen, v[4] && json_is_true(v[4]));
+        goto out;
+    }
+    /* Not a member: silently ignored. */
+    match_t *m = !targets_ok ? NULL : entry_find(index_get(s, false), id);
     if (!m) goto out;
 
     /* Recipients: everyone else, or exactly the listed members (the sender
@@ -595,6 +612,7 @@ out:
 /* On disconnect: leave every match, telling the others. */
 static void on_session_close(kz_rt_sess_t *s)
 {
+    kz_am_session_closed(s);
     sess_entry_t *e = index_get(s, false);
     if (!e) return;
     for (int i = 0; i < e->n; i++) {

@@ -35,9 +35,11 @@
 #include "api/api.h"
 #include "codec/pbjson.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/uuid.h"
 #include "realtime/envelope.h"
 #include "realtime/match.h"
+#include "realtime/matchmaker.h"
 #include "realtime/party.h"
 
 #define PARTY_MAX_SIZE KZ_PARTY_MAX_SIZE
@@ -164,9 +166,18 @@ static kz_rt_sess_t *list_take(kz_rt_sess_t **l, int *n, int i)
     return s;
 }
 
+/* Membership changes cancel the party's matchmaker tickets (g_lock held;
+ * the matchmaker's pool lock nests inside it). */
+static void drop_tickets(const party_t *p)
+{
+    kz_mm_pool_t *pool = kz_mm_server_pool();
+    if (pool) kz_mm_remove_party(pool, p->pid);
+}
+
 /* Unlinks and frees p, dropping everyone's index entry and references. */
 static void party_destroy(party_t *p)
 {
+    drop_tickets(p);
     party_t **pp = &table[str_bucket(p->uuid)];
     while (*pp && *pp != p)
         pp = &(*pp)->next;
@@ -375,6 +386,7 @@ static void fail_locked(kz_ws_t *ws, const char *cid, const char *what, const ch
 static void member_add(party_t *p, kz_rt_sess_t *s, outbox_t *ob)
 {
     p->members[p->n++] = s; /* the caller's reference passes */
+    drop_tickets(p);
     ob_add1(ob, kz_rt_envelope(NULL, "party", party_json(p, s)), s);
     ob_add(ob, presence_event(p, s, true), p->members, p->n, s);
 }
@@ -385,6 +397,7 @@ static void member_remove(party_t *p, int i, outbox_t *ob)
 {
     kz_rt_sess_t *s = list_take(p->members, &p->n, i);
     sess_del(s, p);
+    drop_tickets(p);
     if (p->n == 0) {
         kz_rt_sess_release(s);
         party_destroy(p);
@@ -754,6 +767,76 @@ void kz_rt_party_update(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *m
     pthread_mutex_unlock(&g_lock);
     ack(ws, cid);
     ob_flush(&ob);
+}
+
+void kz_rt_party_matchmaker_add(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
+{
+    static const kz_rt_field_t f[] = {
+        {"party_id", "partyId", KZ_RT_F_STRING},
+        {"min_count", "minCount", KZ_RT_F_INT64},
+        {"max_count", "maxCount", KZ_RT_F_INT64},
+        {"query", "query", KZ_RT_F_STRING},
+        {"string_properties", "stringProperties", KZ_RT_F_MAP},
+        {"numeric_properties", "numericProperties", KZ_RT_F_OBJECT},
+        {"count_multiple", "countMultiple", KZ_RT_F_INT64},
+    };
+    json_t *v[7];
+    if (!kz_rt_fields_read(msg, f, 7, v)) {
+        kz_rt_parse_error(ws);
+        return;
+    }
+    kz_mm_spec_t spec;
+    json_t *np;
+    if (!kz_rt_mm_read_add(ws, cid, v + 1, &spec, &np)) return;
+    party_t *p = lock_party(ws, s, cid, msg, f, 7, v, true, "adding to matchmaker");
+    if (!p) {
+        json_decref(np);
+        return;
+    }
+    /* The ticket holds every member; its id goes to all of them. */
+    kz_mm_member_t *ms = kz_malloc(sizeof *ms * (size_t)p->n);
+    for (int i = 0; i < p->n; i++) {
+        memcpy(ms[i].sid, p->members[i]->id, sizeof ms[i].sid);
+        memcpy(ms[i].uid, p->members[i]->uid, sizeof ms[i].uid);
+        snprintf(ms[i].username, sizeof ms[i].username, "%s", p->members[i]->username);
+    }
+    spec.members = ms;
+    spec.nmembers = p->n;
+    spec.party_id = p->pid;
+    kz_mm_pool_t *pool = kz_mm_server_pool();
+    char ticket[37];
+    int rc = pool ? kz_mm_add(pool, &spec, kz_now_ms(), ticket) : KZ_MM_EINVALID;
+    kz_free(ms);
+    json_decref(np);
+    if (rc != KZ_MM_OK) {
+        pthread_mutex_unlock(&g_lock);
+        kz_rt_error(ws, cid, KZ_RT_RUNTIME_EXCEPTION, "Error adding to matchmaker");
+        return;
+    }
+    json_t *m = pid_msg(p);
+    json_object_set_new(m, "ticket", json_string(ticket));
+    outbox_t ob = {0};
+    ob_add(&ob, kz_rt_envelope(NULL, "party_matchmaker_ticket", json_deep_copy(m)), p->members, p->n, s);
+    pthread_mutex_unlock(&g_lock);
+    kz_rt_reply(ws, kz_rt_envelope(cid, "party_matchmaker_ticket", m));
+    ob_flush(&ob);
+}
+
+void kz_rt_party_matchmaker_remove(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg)
+{
+    static const kz_rt_field_t f[] = {{"party_id", "partyId", KZ_RT_F_STRING}, {"ticket", "ticket", KZ_RT_F_STRING}};
+    json_t *v[2];
+    party_t *p = lock_party(ws, s, cid, msg, f, 2, v, true, "removing from matchmaker");
+    if (!p) return;
+    kz_mm_pool_t *pool = kz_mm_server_pool();
+    const char *ticket = v[1] ? json_string_value(v[1]) : "";
+    int rc = pool && *ticket ? kz_mm_remove(pool, ticket, NULL, p->pid) : KZ_MM_ENOT_FOUND;
+    pthread_mutex_unlock(&g_lock);
+    if (rc != KZ_MM_OK) {
+        kz_rt_error(ws, cid, KZ_RT_BAD_INPUT, "Matchmaker ticket not found");
+        return;
+    }
+    ack(ws, cid);
 }
 
 /* On disconnect: leave every party, withdraw every request. */

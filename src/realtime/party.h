@@ -15,6 +15,16 @@
 /* Bytes of a party label. */
 #define KZ_PARTY_LABEL_MAX 2048
 
+/* party_matchmaker_add (leader) -> party_matchmaker_ticket, to the leader
+ * with its cid and to the other members as an event: one ticket holding
+ * every member. party_matchmaker_remove (leader) -> empty ack. Any later
+ * membership change cancels the party's tickets. */
+#include <jansson.h>
+struct kz_ws;
+struct kz_rt_sess;
+void kz_rt_party_matchmaker_add(struct kz_ws *ws, struct kz_rt_sess *s, const char *cid, json_t *msg);
+void kz_rt_party_matchmaker_remove(struct kz_ws *ws, struct kz_rt_sess *s, const char *cid, json_t *msg);
+
 /* A party label is empty (shown as "{}") or a JSON object of at most
  * KZ_PARTY_LABEL_MAX bytes. */
 bool kz_party_label_ok(const char *label, size_t n);

@@ -22,6 +22,8 @@
 #include "api/api.h"
 #include "lua/runtime.h"
 #include "realtime/envelope.h"
+#include "realtime/matchmaker.h"
+#include "realtime/party.h"
 #include "realtime/notify.h"
 #include "store/notification.h"
 #include "realtime/router.h"
@@ -57,8 +59,8 @@ static const struct {
     {"match_data_send", kz_rt_match_data_send},
     {"match_join", kz_rt_match_join},
     {"match_leave", kz_rt_match_leave},
-    {"matchmaker_add", NULL},
-    {"matchmaker_remove", NULL},
+    {"matchmaker_add", kz_rt_matchmaker_add},
+    {"matchmaker_remove", kz_rt_matchmaker_remove},
     {"ping", h_ping},
     {"pong", h_pong},
     {"rpc", kz_rt_rpc},
@@ -73,8 +75,8 @@ static const struct {
     {"party_remove", kz_rt_party_remove},
     {"party_close", kz_rt_party_close},
     {"party_join_request_list", kz_rt_party_join_request_list},
-    {"party_matchmaker_add", NULL},
-    {"party_matchmaker_remove", NULL},
+    {"party_matchmaker_add", kz_rt_party_matchmaker_add},
+    {"party_matchmaker_remove", kz_rt_party_matchmaker_remove},
     {"party_data_send", kz_rt_party_data_send},
     {"party_update", kz_rt_party_update},
 };
