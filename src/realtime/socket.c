@@ -44,8 +44,7 @@ static void h_pong(kz_ws_t *ws, rt_session_t *s, const char *cid, json_t *msg)
     /* Accepted and ignored. */
 }
 
-/* Message kinds a client may send. Those without a handler yet are answered
- * with an error naming them, and the socket stays open. */
+/* Message kinds a client may send, each with its handler. */
 static const struct {
     const char *key;
     kz_rt_handler_fn fn;
@@ -443,22 +442,16 @@ static void process(kz_ws_t *ws, rt_session_t *s, json_t *env)
     for (size_t i = 0; i < sizeof client_kinds / sizeof client_kinds[0]; i++) {
         if (strcmp(name, client_kinds[i].key) != 0) continue;
         if (!json_is_object(msg)) goto invalid;
-        if (client_kinds[i].fn) {
-            char hook[64] = "";
-            if (client_kinds[i].fn != kz_rt_rpc) hook_name(name, hook, sizeof hook);
-            if (hook[0] && kz_lua_has_rt_before(hook)) {
-                if (strcmp(kind, name) != 0) { /* hooks see snake_case keys */
-                    json_object_set(env, name, msg);
-                    json_object_del(env, kind);
-                }
-                start_before(ws, s, (int)i, hook, cid, env);
-            } else {
-                dispatch(ws, s, (int)i, hook, cid, msg, env);
+        char hook[64] = "";
+        if (client_kinds[i].fn != kz_rt_rpc) hook_name(name, hook, sizeof hook);
+        if (hook[0] && kz_lua_has_rt_before(hook)) {
+            if (strcmp(kind, name) != 0) { /* hooks see snake_case keys */
+                json_object_set(env, name, msg);
+                json_object_del(env, kind);
             }
+            start_before(ws, s, (int)i, hook, cid, env);
         } else {
-            char text[128];
-            snprintf(text, sizeof text, "%s is not supported by this server yet.", name);
-            kz_rt_error(ws, cid, KZ_RT_UNRECOGNIZED_PAYLOAD, text);
+            dispatch(ws, s, (int)i, hook, cid, msg, env);
         }
         goto out;
     }
