@@ -67,7 +67,7 @@ static void push_account_loaded(lua_State *L, kz_db_t *db, kz_user_t *u, kz_nk_g
     char **devices = NULL;
     int ndevices = 0;
     int rc = kz_store_user_devices(db, u->id, &devices, &ndevices);
-    if (rc != KZ_DB_OK) kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) kz_lua_raise_store(L, rc);
     gd->p = devices;
     gd->n = ndevices;
     gd->fn = kz_nk_free_strings;
@@ -83,9 +83,9 @@ static int nk_account_get_id(lua_State *L)
     kz_db_t *db = kz_lua_db(L);
     kz_nk_guard_t *gu = kz_nk_guard_with(L, sizeof(kz_user_t)), *gd = kz_nk_guard(L);
     kz_user_t *u = kz_nk_guard_mem(gu);
-    int rc = kz_nk_user_load(db, uid, u);
+    int rc = kz_store_user_find(db, KZ_ID_USER, uid, u);
     if (rc == KZ_STORE_NOTFOUND) return kz_lua_raise(L, KZ_NK_NOT_FOUND, MSG_NOT_FOUND);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     gu->p = u;
     gu->fn = kz_nk_free_user;
     push_account_loaded(L, db, u, gd);
@@ -105,7 +105,7 @@ static int nk_accounts_get_id(lua_State *L)
     kz_user_t *users = NULL;
     int n = 0;
     int rc = nids ? kz_store_users_get(db, ids, nids, NULL, 0, &users, &n) : KZ_DB_OK;
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     gu->p = users;
     gu->n = n;
     gu->fn = kz_nk_free_users;
@@ -161,7 +161,7 @@ static int nk_account_update_id(lua_State *L)
     int rc = kz_store_account_update(db, uid, upd, n, kz_now_ms());
     if (rc == KZ_DB_ECONFLICT) return kz_lua_raise(L, KZ_NK_EXISTS, "Username is already in use.");
     if (rc == KZ_STORE_NOTFOUND) return kz_lua_raise(L, KZ_NK_NOT_FOUND, MSG_NOT_FOUND);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -194,11 +194,11 @@ static int nk_account_delete_id(lua_State *L)
     kz_db_t *db = kz_lua_db(L);
     int rc = kz_store_user_delete(db, uid);
     if (rc == KZ_STORE_NOTFOUND) return kz_lua_raise(L, KZ_NK_NOT_FOUND, MSG_NOT_FOUND);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     /* A cutoff for the user's tokens: in the process's deny-list as the
      * REST delete does, or only in the store when there is none (tests). */
     rc = revoke_user(db, uid);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -233,7 +233,7 @@ static int nk_users_get_id(lua_State *L)
     kz_user_t *users = NULL;
     int n = 0;
     int rc = nids ? kz_store_users_get(db, ids, nids, NULL, 0, &users, &n) : KZ_DB_OK;
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return push_users(L, g, users, n);
 }
 
@@ -248,7 +248,7 @@ static int nk_users_get_username(lua_State *L)
     kz_user_t *users = NULL;
     int n = 0;
     int rc = nnames ? kz_store_users_get(db, NULL, 0, names, nnames, &users, &n) : KZ_DB_OK;
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return push_users(L, g, users, n);
 }
 
@@ -262,7 +262,7 @@ static int nk_users_get_random(lua_State *L)
     kz_user_t *users = NULL;
     int n = 0;
     int rc = kz_store_users_random(db, count, &users, &n);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return push_users(L, g, users, n);
 }
 
@@ -309,7 +309,7 @@ static int sign_in(lua_State *L, kz_id_kind_t kind, const char *value, const cha
             lua_pushboolean(L, 0);
             return 3;
         }
-        if (rc != KZ_STORE_NOTFOUND) return kz_nk_raise_store(L, rc);
+        if (rc != KZ_STORE_NOTFOUND) return kz_lua_raise_store(L, rc);
         if (!create) return kz_lua_raise(L, KZ_NK_NOT_FOUND, MSG_NOT_FOUND);
         if (username)
             snprintf(name, sizeof name, "%s", username);
@@ -328,7 +328,7 @@ static int sign_in(lua_State *L, kz_id_kind_t kind, const char *value, const cha
             lua_pushboolean(L, 1);
             return 3;
         }
-        if (rc != KZ_DB_ECONFLICT) return kz_nk_raise_store(L, rc);
+        if (rc != KZ_DB_ECONFLICT) return kz_lua_raise_store(L, rc);
         if (!taken) return kz_lua_raise(L, KZ_NK_EXISTS, "Username is already in use.");
         /* The identifier was created a moment ago by someone else: sign in. */
     }
@@ -382,7 +382,7 @@ static int nk_authenticate_email(lua_State *L)
         kz_user_t u;
         int rc = kz_store_user_find(db, KZ_ID_USERNAME, username, &u);
         if (rc == KZ_STORE_NOTFOUND) return kz_lua_raise(L, KZ_NK_NOT_FOUND, MSG_NOT_FOUND);
-        if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+        if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
         bool banned = u.disable_time > 0;
         bool ok = u.password && kz_password_verify(u.password, password, plen);
         char id[37];
@@ -490,7 +490,7 @@ static int link_identifier(lua_State *L, const char *uid, kz_id_kind_t kind, con
     sodium_memzero(hash, sizeof hash);
     if (rc == KZ_DB_ECONFLICT) return kz_lua_raise(L, KZ_NK_EXISTS, "%s", in_use[kind]);
     if (rc == KZ_STORE_NOTFOUND) return kz_lua_raise(L, KZ_NK_NOT_FOUND, MSG_NOT_FOUND);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -545,9 +545,9 @@ static int unlink_identifier(lua_State *L, const char *uid, kz_id_kind_t kind, c
     char current[256] = "";
     if (!value) {
         kz_user_t u;
-        int rc = kz_nk_user_load(db, uid, &u);
+        int rc = kz_store_user_find(db, KZ_ID_USER, uid, &u);
         if (rc == KZ_STORE_NOTFOUND) return kz_lua_raise(L, KZ_NK_NOT_FOUND, MSG_NOT_FOUND);
-        if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+        if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
         const char *v = kind == KZ_ID_CUSTOM ? u.custom_id : u.email;
         snprintf(current, sizeof current, "%s", v ? v : "");
         kz_user_clear(&u);
@@ -556,7 +556,7 @@ static int unlink_identifier(lua_State *L, const char *uid, kz_id_kind_t kind, c
     }
     int rc = kz_store_unlink(db, uid, kind, value, kz_now_ms());
     if (rc == KZ_STORE_LAST_LINK) return kz_lua_raise(L, KZ_NK_DENIED, MSG_LAST_LINK);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -662,7 +662,7 @@ static int status_change(lua_State *L, bool follow)
         kz_user_t *users = NULL;
         int nu = 0;
         int rc = kz_store_users_get(kz_lua_db(L), ids, n, NULL, 0, &users, &nu);
-        if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+        if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
         for (int i = 0; i < nu; i++)
             memcpy(found[nfound++], users[i].id, 37);
         g->p = users;
@@ -722,10 +722,10 @@ static int nk_users_ban_id(lua_State *L)
     if (n > 10000) return kz_lua_raise(L, KZ_NK_INVALID, "expects at most 10000 user IDs");
     kz_db_t *db = kz_lua_db(L);
     int rc = kz_store_users_set_disabled(db, ids, n, kz_now_ms(), NULL);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     for (int i = 0; i < n; i++) {
         rc = revoke_user(db, ids[i]);
-        if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+        if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
         disconnect_user(ids[i]);
     }
     return 0;
@@ -741,7 +741,7 @@ static int nk_users_unban_id(lua_State *L)
     if (n == 0) return 0;
     if (n > 10000) return kz_lua_raise(L, KZ_NK_INVALID, "expects at most 10000 user IDs");
     int rc = kz_store_users_set_disabled(kz_lua_db(L), ids, n, 0, NULL);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -790,7 +790,7 @@ static int nk_session_logout(lua_State *L)
                       : kz_store_revoke_token(db, tid, uid, expire_ms);
         }
     }
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 

@@ -186,7 +186,7 @@ static int raise_outcome(lua_State *L, int rc, const char *what, bool tournament
     case KZ_LB_AUTHORITATIVE:
         return kz_lua_raise(L, KZ_NK_DENIED, "%s: authoritative board", what);
     default:
-        return kz_nk_raise_store(L, rc);
+        return kz_lua_raise_store(L, rc);
     }
 }
 
@@ -241,7 +241,7 @@ static int create(lua_State *L, const kz_lb_def_t *d)
     char err[200] = "";
     int rc = kz_lb_create(db, d, kz_now_ms(), NULL, err, sizeof err);
     if (rc == KZ_LB_INVALID || rc == KZ_LB_IN_USE) return kz_lua_raise(L, KZ_NK_INVALID, "%s", err);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -288,7 +288,7 @@ static int delete_board(lua_State *L, bool tournament)
 {
     const char *id = board_id_arg(L, 1, tournament);
     int rc = kz_lb_delete(kz_lua_db(L), id, tournament);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -602,7 +602,7 @@ static int nk_tournaments_get_id(lua_State *L)
     kz_lb_tournament_t *v = NULL;
     int nv = 0;
     int rc = kz_lb_tournaments_get(kz_lua_db(L), (const char *const *)ids, n, kz_now_ms(), &v, &nv);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     g->p = v;
     g->n = nv;
     g->fn = free_tournaments;
@@ -632,7 +632,7 @@ static int nk_tournament_list(lua_State *L)
                                     &n, &next);
     if (rc == KZ_LB_BAD_CURSOR)
         return kz_lua_raise(L, KZ_NK_INVALID, "expects cursor to be valid when provided");
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     g->p = v;
     g->n = n;
     g->fn = free_tournaments;

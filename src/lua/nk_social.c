@@ -110,7 +110,7 @@ static int nk_users_get_friend_status(lua_State *L)
     kz_friend_t *friends = NULL;
     int nf = 0;
     int rc = kz_store_friends_get(kz_lua_db(L), uid, ids, n, &friends, &nf);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     push_friends(L, g, friends, nf);
     return 1;
 }
@@ -128,7 +128,7 @@ static int nk_friend_metadata_update(lua_State *L)
     const char *metadata = kz_nk_json_object_arg(L, 3, "metadata");
     int rc = kz_store_friend_metadata_update(kz_lua_db(L), uid, fid, metadata, kz_now_ms());
     if (rc == KZ_STORE_NOTFOUND) return kz_lua_raise(L, KZ_NK_NOT_FOUND, "Friend not found.");
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -158,7 +158,7 @@ static int nk_friends_list(lua_State *L)
     bool more = false;
     int rc = kz_store_friends_list(kz_lua_db(L), uid, state, limit, c ? &from : NULL, &friends, &n,
                                    &next, &more);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     push_friends(L, g, friends, n);
     if (more)
         push_cursor(L, json_pack("{s:i,s:i,s:I}", "f", state, "s", next.state, "p",
@@ -193,7 +193,7 @@ static int friend_targets(lua_State *L, friend_action_t act, const char *uid, co
     int nusers = 0;
     if (nnames) {
         int rc = kz_store_users_get(kz_lua_db(L), NULL, 0, names, nnames, &users, &nusers);
-        if (rc != KZ_DB_OK) kz_nk_raise_store(L, rc);
+        if (rc != KZ_DB_OK) kz_lua_raise_store(L, rc);
         g->p = users;
         g->n = nusers;
         g->fn = kz_nk_free_users;
@@ -237,7 +237,7 @@ static int friends_change(lua_State *L, friend_action_t act)
              : act == ACT_DELETE ? kz_store_friends_delete(db, uid, ids, n, now)
                                  : kz_store_friends_block(db, uid, ids, n, now);
     if (rc == KZ_STORE_NOTFOUND) return kz_lua_raise(L, KZ_NK_NOT_FOUND, "User account not found.");
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -285,7 +285,7 @@ static int nk_friends_of_friends_list(lua_State *L)
     bool more = false;
     int rc = kz_store_friends_of_friends(kz_lua_db(L), uid, limit, c ? &from : NULL, &fof, &n,
                                          &next, &more);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     g->p = fof;
     g->n = n;
     g->fn = free_fof;
@@ -352,7 +352,7 @@ static int nk_group_create(lua_State *L)
     kz_group_t *out = kz_nk_guard_mem(g);
     int rc = kz_store_group_create(kz_lua_db(L), &in, kz_now_ms(), out);
     if (rc == KZ_DB_ECONFLICT) return kz_lua_raise(L, KZ_NK_EXISTS, "Group name is in use.");
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     g->p = out;
     g->fn = kz_nk_free_group;
     kz_nk_push_group(L, out);
@@ -393,7 +393,7 @@ static int nk_group_update(lua_State *L)
     case KZ_DB_ECONFLICT:
         return kz_lua_raise(L, KZ_NK_EXISTS, "Group name is in use.");
     default:
-        return kz_nk_raise_store(L, rc);
+        return kz_lua_raise_store(L, rc);
     }
 }
 
@@ -408,9 +408,9 @@ static int nk_group_delete(lua_State *L)
     int rc = kz_store_group_get(db, gid, &g);
     if (rc == KZ_DB_OK) kz_group_clear(&g);
     if (rc == KZ_STORE_NOTFOUND) return kz_lua_raise(L, KZ_NK_NOT_FOUND, MSG_GROUP_NOT_FOUND);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     rc = kz_store_group_delete(db, gid, NULL);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -434,7 +434,7 @@ static int nk_groups_get_id(lua_State *L)
             lua_rawseti(L, -3, ++k);
             kz_nk_guard_done(g);
         } else if (rc != KZ_STORE_NOTFOUND) {
-            return kz_nk_raise_store(L, rc);
+            return kz_lua_raise_store(L, rc);
         }
         lua_pop(L, 1);
     }
@@ -451,7 +451,7 @@ static int nk_groups_get_random(lua_State *L)
     kz_group_t *groups = NULL;
     int n = 0;
     int rc = kz_store_groups_random(kz_lua_db(L), count, &groups, &n);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     g->p = groups;
     g->n = n;
     g->fn = kz_nk_free_groups;
@@ -479,7 +479,7 @@ static int nk_group_user_join(lua_State *L)
     int rc = kz_store_group_join(kz_lua_db(L), gid, uid, kz_now_ms(), NULL);
     if (rc == KZ_STORE_NOTFOUND) return kz_lua_raise(L, KZ_NK_NOT_FOUND, MSG_GROUP_NOT_FOUND);
     if (rc == KZ_GROUP_EFULL) return kz_lua_raise(L, KZ_NK_INVALID, "Group is full.");
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -497,7 +497,7 @@ static int nk_group_user_leave(lua_State *L)
     if (rc == KZ_GROUP_ELAST_SUPERADMIN)
         return kz_lua_raise(L, KZ_NK_INVALID,
                             "Cannot leave group when you are the last superadmin.");
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -530,7 +530,7 @@ static int users_op(lua_State *L, users_op_fn fn)
     case KZ_GROUP_EUSER_NOTFOUND:
         return kz_lua_raise(L, KZ_NK_NOT_FOUND, "One or more users not found.");
     default:
-        return kz_nk_raise_store(L, rc);
+        return kz_lua_raise_store(L, rc);
     }
 }
 
@@ -610,7 +610,7 @@ static int nk_group_users_list(lua_State *L)
         int rc = kz_store_group_get(db, gid, &grp);
         if (rc == KZ_DB_OK) kz_group_clear(&grp);
         if (rc == KZ_STORE_NOTFOUND) return kz_lua_raise(L, KZ_NK_NOT_FOUND, MSG_GROUP_NOT_FOUND);
-        if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+        if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     }
     kz_nk_guard_t *g = kz_nk_guard(L);
     kz_group_user_t *users = NULL;
@@ -618,7 +618,7 @@ static int nk_group_users_list(lua_State *L)
     bool more = false;
     int rc =
         kz_store_group_users_list(db, gid, state, has_pos ? &pos : NULL, limit, &users, &n, &more);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     g->p = users;
     g->n = n;
     g->fn = free_group_users;
@@ -656,7 +656,7 @@ static int nk_user_groups_list(lua_State *L)
     bool more = false;
     int rc = kz_store_user_groups_list(kz_lua_db(L), uid, state, has_pos ? &pos : NULL, limit,
                                        &groups, &n, &more);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     g->p = groups;
     g->n = n;
     g->fn = free_user_groups;
@@ -720,7 +720,7 @@ static int nk_groups_list(lua_State *L)
     int n = 0;
     bool more = false;
     int rc = kz_store_groups_list(kz_lua_db(L), &f, after, limit, &groups, &n, &more);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     g->p = groups;
     g->n = n;
     g->fn = kz_nk_free_groups;
@@ -772,7 +772,7 @@ static void recipients_must_exist(lua_State *L, char **ids, int n)
     kz_user_t *users = NULL;
     int found = 0;
     int rc = kz_store_users_get(kz_lua_db(L), ids, n, NULL, 0, &users, &found);
-    if (rc != KZ_DB_OK) kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) kz_lua_raise_store(L, rc);
     g->p = users;
     g->n = found;
     g->fn = kz_nk_free_users;
@@ -801,7 +801,7 @@ static int notifications_send(lua_State *L, kz_notification_t *n, int count)
         else
             kz_db_rollback(db);
     }
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -931,7 +931,7 @@ static int nk_notifications_list(lua_State *L)
     kz_stored_notification_t *v = NULL;
     int n = 0;
     int rc = kz_store_notifications_list(kz_lua_db(L), uid, limit + 1, after_time, after_id, &v, &n);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     g->p = v;
     g->n = n;
     g->fn = free_stored_notifications;
@@ -983,7 +983,7 @@ static int nk_notifications_get_id(lua_State *L)
     kz_stored_notification_t *v = NULL;
     int count = 0;
     int rc = kz_store_notifications_get(kz_lua_db(L), ids, n, owner ? uid : NULL, &v, &count);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     g->p = v;
     g->n = count;
     g->fn = free_stored_notifications;
@@ -1017,7 +1017,7 @@ static int nk_notification_send_all(lua_State *L)
     kz_notification_t tmpl = {
         .subject = subject, .content = content, .code = (int)code, .persistent = persistent};
     int rc = kz_store_notifications_send_all(kz_lua_db(L), &tmpl, 1000, NULL);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -1083,7 +1083,7 @@ static int nk_notifications_update(lua_State *L)
     int rc = kz_store_notifications_update(kz_lua_db(L), u, (int)count, &missing);
     if (rc == KZ_STORE_NOTFOUND)
         return kz_lua_raise(L, KZ_NK_NOT_FOUND, "Notification not found: %s.", ids[missing]);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -1119,7 +1119,7 @@ static int nk_notifications_delete(lua_State *L)
     for (size_t i = 0; i < count; i++) {
         char *id = nids[i];
         int rc = kz_store_notifications_delete(db, uids[i], &id, 1, NULL);
-        if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+        if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     }
     return 0;
 }
@@ -1137,7 +1137,7 @@ static int nk_notifications_delete_id(lua_State *L)
         return kz_lua_raise(L, KZ_NK_INVALID, "expects a user ID");
     if (n == 0) return 0;
     int rc = kz_store_notifications_delete(kz_lua_db(L), uid, ids, n, NULL);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -1173,7 +1173,7 @@ static int nk_channel_message_send(lua_State *L)
     memcpy(m.sender_id, sender, 37);
     m.create_time = m.update_time = now_ns / 1000000000 * 1000; /* whole seconds, as clients see */
     int rc = kz_store_message_send(kz_lua_db(L), c, &m, persist);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     push_ack(L, c, &m, persist);
     return 1;
 }
@@ -1233,9 +1233,9 @@ static int message_change(lua_State *L, bool update)
     else if (persist)
         rc = kz_store_message_remove(db, c, mid, sender, &m.create_time);
     if (rc == KZ_STORE_NOTFOUND) return kz_lua_raise(L, KZ_NK_NOT_FOUND, "Message not found.");
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     rc = kz_store_message_send(db, c, &m, false); /* the live side only */
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     push_ack(L, c, &m, persist);
     return 1;
 }
@@ -1297,7 +1297,7 @@ static int nk_channel_messages_list(lua_State *L)
     kz_message_t *v = NULL;
     int n = 0;
     int rc = kz_store_messages_list(kz_lua_db(L), c, asc, cur ? &after : NULL, limit + 1, &v, &n);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     g->p = v;
     g->n = n;
     g->fn = free_messages;

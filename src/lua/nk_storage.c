@@ -110,7 +110,7 @@ static void owners_must_exist(lua_State *L, char (*owners)[37], int n)
         kz_user_t *users = NULL;
         int found = 0;
         int rc = kz_store_users_get(db, ids, m, NULL, 0, &users, &found);
-        if (rc != KZ_DB_OK) kz_nk_raise_store(L, rc);
+        if (rc != KZ_DB_OK) kz_lua_raise_store(L, rc);
         g->p = users;
         g->n = found;
         g->fn = kz_nk_free_users;
@@ -186,7 +186,7 @@ static int nk_storage_read(lua_State *L)
     kz_storage_object_t *objs = NULL;
     int nobjs = 0;
     int rc = n ? kz_store_storage_read(db, NULL, ids, n, &objs, &nobjs) : KZ_DB_OK;
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     push_objects(L, g, objs, nobjs);
     kz_nk_guard_done(g);
     return 1;
@@ -229,7 +229,7 @@ static int nk_storage_write(lua_State *L)
         return kz_lua_raise(L, KZ_NK_INVALID, "Storage write rejected - version check failed.");
     if (rc == KZ_STORAGE_REJECT_PERMISSION)
         return kz_lua_raise(L, KZ_NK_INVALID, "Storage write rejected - permission denied.");
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
         lua_createtable(L, 0, 4);
@@ -267,7 +267,7 @@ static int nk_storage_delete(lua_State *L)
         return kz_lua_raise(
             L, KZ_NK_INVALID,
             "Storage delete rejected - not found, version check failed, or permission denied.");
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     return 0;
 }
 
@@ -317,7 +317,7 @@ static int nk_storage_list(lua_State *L)
     bool more = false;
     int rc = kz_store_storage_list(db, *caller ? caller : NULL, *owner ? owner : NULL, collection,
                                    limit, after_key, after_user, &objs, &n, &more);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     push_objects(L, g, objs, n);
     if (more && n > 0) {
         const kz_storage_object_t *last = &objs[n - 1];

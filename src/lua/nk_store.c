@@ -347,16 +347,6 @@ void kz_nk_push_group(lua_State *L, const kz_group_t *g)
     lua_setfield(L, -2, "metadata");
 }
 
-int kz_nk_raise_store(lua_State *L, int rc)
-{
-    return kz_lua_raise_store(L, rc);
-}
-
-int kz_nk_user_load(kz_db_t *db, const char *user_id, kz_user_t *u)
-{
-    return kz_store_user_find(db, KZ_ID_USER, user_id, u);
-}
-
 void kz_nk_user_must_exist(lua_State *L, const char *user_id)
 {
     kz_db_t *db = kz_lua_db(L);
@@ -367,5 +357,5 @@ void kz_nk_user_must_exist(lua_State *L, const char *user_id)
         return;
     }
     if (rc == KZ_STORE_NOTFOUND) kz_lua_raise(L, KZ_NK_NOT_FOUND, "User account not found.");
-    kz_nk_raise_store(L, rc);
+    kz_lua_raise_store(L, rc);
 }

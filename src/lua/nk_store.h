@@ -137,12 +137,6 @@ void kz_nk_set_user_fields(lua_State *L, const kz_user_t *u);
  * metadata. [-0, +1, m] */
 void kz_nk_push_group(lua_State *L, const kz_group_t *g);
 
-/* Raises for a store result that is not KZ_DB_OK (kz_lua_raise_store). */
-int kz_nk_raise_store(lua_State *L, int rc);
-
-/* Loads user_id into *u (a guard should own it). KZ_STORE_NOTFOUND and
- * store errors are returned, not raised. */
-int kz_nk_user_load(kz_db_t *db, const char *user_id, kz_user_t *u);
 /* Raises NotFound "User account not found." unless user_id exists.
  * [-0, +0, v] */
 void kz_nk_user_must_exist(lua_State *L, const char *user_id);

@@ -57,7 +57,7 @@ static int raise_update(lua_State *L, int rc, const kz_wallet_error_t *err,
         return kz_lua_raise(L, KZ_NK_INTERNAL, "Wallet of user %s is not an object of integers.",
                             who);
     default:
-        return kz_nk_raise_store(L, rc);
+        return kz_lua_raise_store(L, rc);
     }
 }
 
@@ -201,7 +201,7 @@ static int nk_wallet_ledger_update(lua_State *L)
     int rc = kz_store_wallet_ledger_update(kz_lua_db(L), id, metadata, kz_now_ms(), e);
     if (rc == KZ_STORE_NOTFOUND)
         return kz_lua_raise(L, KZ_NK_NOT_FOUND, "Wallet ledger item not found.");
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     g->p = e;
     g->fn = free_item;
     push_item(L, e);
@@ -239,7 +239,7 @@ static int nk_wallet_ledger_list(lua_State *L)
     bool more = false;
     int rc = kz_store_wallet_ledger_list(kz_lua_db(L), uid, limit, after_time, after_id, &items, &n,
                                          &more);
-    if (rc != KZ_DB_OK) return kz_nk_raise_store(L, rc);
+    if (rc != KZ_DB_OK) return kz_lua_raise_store(L, rc);
     g->p = items;
     g->n = n;
     g->fn = free_ledger;
