@@ -69,6 +69,7 @@ void kz_h_rpc(kz_call_t *call);
 
 /* api/match.c */
 void kz_h_matches_list(kz_call_t *call);
+void kz_h_matchmaker_stats(kz_call_t *call);
 
 /* api/leaderboard.c: leaderboards, tournaments, the test clock */
 void kz_h_leaderboard_records_list(kz_call_t *call);

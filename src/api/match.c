@@ -1,6 +1,11 @@
-/* GET /v2/match (ListMatches): the authoritative matches running on this
- * node, filtered by label, size and a query over the JSON label
- * (realtime/authoritative.c). Relayed matches are not listed. */
+/* GET /v2/match (ListMatches): the matches running on this node. The
+ * authoritative ones (realtime/authoritative.c) filtered by label, size and
+ * a query over the JSON label, then - when authoritative is not true and
+ * neither label nor query is given - the relayed ones (realtime/match.c)
+ * filtered by size.
+ *
+ * GET /v2/matchmaker/stats (GetMatchmakerStats): the matchmaker's pool
+ * (realtime/matchmaker.c). */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -10,7 +15,10 @@
 #include "api/api.h"
 #include "api/handlers.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "realtime/authoritative.h"
+#include "realtime/match.h"
+#include "realtime/matchmaker.h"
 
 /* Optional Int32Value query parameter: false (answered 400) when present
  * and not an integer. */
@@ -82,7 +90,7 @@ void kz_h_matches_list(kz_call_t *call)
     f.label = label;
     f.query = query;
     char err[256];
-    json_t *list = kz_am_list(&f, err, sizeof err);
+    json_t *list = kz_match_list(&f, err, sizeof err);
     if (!list) {
         kz_reply_error(call->ex, KZ_GRPC_INVALID_ARGUMENT, err);
         goto out;
@@ -101,4 +109,32 @@ void kz_h_matches_list(kz_call_t *call)
 out:
     kz_free(label);
     kz_free(query);
+}
+
+void kz_h_matchmaker_stats(kz_call_t *call)
+{
+    kz_mm_pool_t *pool = kz_mm_server_pool();
+    kz_mm_pool_stats_t *st = kz_calloc(1, sizeof *st);
+    if (pool) kz_mm_pool_stats(pool, st);
+    json_t *o = json_object();
+    char ts[32];
+    if (st->tickets) json_object_set_new(o, "ticket_count", json_integer(st->tickets));
+    if (st->oldest_create_ms) {
+        kz_rfc3339(st->oldest_create_ms, ts);
+        json_object_set_new(o, "oldest_ticket_create_time", json_string(ts));
+    }
+    if (st->ncompletions) {
+        json_t *a = json_array();
+        for (int i = 0; i < st->ncompletions; i++) {
+            json_t *c = json_object();
+            kz_rfc3339(st->completions[i].create_ms, ts);
+            json_object_set_new(c, "create_time", json_string(ts));
+            kz_rfc3339(st->completions[i].complete_ms, ts);
+            json_object_set_new(c, "complete_time", json_string(ts));
+            json_array_append_new(a, c);
+        }
+        json_object_set_new(o, "completions", a);
+    }
+    kz_free(st);
+    kz_reply_json(call->ex, o);
 }

@@ -83,6 +83,7 @@ const kz_route_t kz_routes[] = {
     {HTTP_GET, "/v2/storage/{collection}", "ListStorageObjects", KZ_AUTH_SESSION, kz_h_storage_list},
     {HTTP_GET, "/v2/storage/{collection}/{user_id}", "ListStorageObjects2", KZ_AUTH_SESSION, kz_h_storage_list},
     {HTTP_GET, "/v2/match", "ListMatches", KZ_AUTH_SESSION, kz_h_matches_list},
+    {HTTP_GET, "/v2/matchmaker/stats", "GetMatchmakerStats", KZ_AUTH_SESSION, kz_h_matchmaker_stats},
     {HTTP_POST, "/v2/rpc/{id}", "RpcFunc", KZ_AUTH_RPC, kz_h_rpc},
     {HTTP_GET, "/v2/rpc/{id}", "RpcFunc2", KZ_AUTH_RPC, kz_h_rpc},
     {HTTP_GET, "/v2/leaderboard/{leaderboard_id}", "ListLeaderboardRecords", KZ_AUTH_SESSION, kz_h_leaderboard_records_list},

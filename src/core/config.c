@@ -61,6 +61,8 @@ static const opt_t options[] = {
      "Directory for the embedded database and Lua modules."},
     {"workers", OPT_INT, OFF(workers), 1, 256, NULL, "online CPU cores", 0,
      "I/O threads, each running one event loop."},
+    {"shutdown_grace_sec", OPT_INT, OFF(shutdown_grace_sec), 0, 3600, "0", NULL, 0,
+     "Seconds authoritative matches get to end (match_terminate's grace) when the server stops."},
 
     {"socket.address", OPT_STRING, OFF(socket.address), 0, 0, "127.0.0.1", NULL, 0,
      "Address the API listens on."},
@@ -96,6 +98,10 @@ static const opt_t options[] = {
      NULL, 0, "Lifetime of a session token in seconds."},
     {"session.refresh_token_expiry_sec", OPT_INT64, OFF(session.refresh_token_expiry_sec), 1,
      TEN_YEARS_SEC, "3600", NULL, 0, "Lifetime of a refresh token in seconds."},
+    {"session.single_socket", OPT_BOOL, OFF(session.single_socket), 0, 0, "false", NULL, 0,
+     "A user's new socket closes their older ones (each told with notification code -7)."},
+    {"session.single_match", OPT_BOOL, OFF(session.single_match), 0, 0, "false", NULL, 0,
+     "Joining a match leaves the user's other matches; needs session.single_socket."},
 
     {"database.address", OPT_STRING, OFF(database.address), 0, 0, NULL, "DATA_DIR/kizuna.db",
      OPT_SEQUENCE, "postgres:// URL, or the path of the SQLite database file."},
@@ -119,6 +125,11 @@ static const opt_t options[] = {
      "Passes a ticket searches for before it accepts any group of min_count or more."},
     {"matchmaker.max_tickets", OPT_INT, OFF(matchmaker.max_tickets), 1, 1000, "3", NULL, 0,
      "Matchmaker tickets one session (or party) may hold at once."},
+    {"matchmaker.rev_precision", OPT_BOOL, OFF(matchmaker.rev_precision), 0, 0, "true", NULL, 0,
+     "Tickets match only when every ticket's query accepts the others (false: the searcher's alone)."},
+
+    {"match.max_empty_sec", OPT_INT, OFF(match.max_empty_sec), 0, 86400, "0", NULL, 0,
+     "Seconds an authoritative match may stay without players before it stops; 0 = never."},
 
     {"logger.level", OPT_LOGLEVEL, OFF(logger.level), 0, 0, "info", NULL, 0,
      "Minimum log level: debug, info, warn or error."},
@@ -579,6 +590,10 @@ int kz_config_finish(kz_config_t *c, char *err, size_t errlen)
         set_err(err, errlen,
                 "socket.ping_period_ms (%d) must be less than socket.pong_wait_ms (%d)",
                 c->socket.ping_period_ms, c->socket.pong_wait_ms);
+        return -1;
+    }
+    if (c->session.single_match && !c->session.single_socket) {
+        set_err(err, errlen, "session.single_match needs session.single_socket");
         return -1;
     }
 

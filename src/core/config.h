@@ -19,6 +19,7 @@ typedef struct kz_config {
     char *name;     /* node name, default "kizuna" */
     char *data_dir; /* --data_dir, default "./data" */
     int workers;    /* I/O threads (one libuv loop each), default = online cores */
+    int shutdown_grace_sec; /* match_terminate's grace period on shutdown, default 0 */
 
     struct {
         char *address;                  /* listen address, default "127.0.0.1" */
@@ -40,6 +41,8 @@ typedef struct kz_config {
         char *refresh_encryption_key;     /* HS256 key of refresh tokens (must differ) */
         int64_t token_expiry_sec;         /* default 60 */
         int64_t refresh_token_expiry_sec; /* default 3600 */
+        bool single_socket;               /* a new socket closes the user's older ones, default false */
+        bool single_match;                /* joining a match leaves the others (needs single_socket) */
     } session;
 
     struct {
@@ -60,7 +63,12 @@ typedef struct kz_config {
         int interval_sec;  /* seconds between processing passes, default 15 */
         int max_intervals; /* passes a ticket searches for, default 2 */
         int max_tickets;   /* tickets per session or party, default 3 */
+        bool rev_precision; /* candidates' queries must accept the searcher too, default true */
     } matchmaker;
+
+    struct {
+        int max_empty_sec; /* an authoritative match empty this long stops, default 0 = never */
+    } match;
 
     struct {
         kz_log_level_t level; /* default info */

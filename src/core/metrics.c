@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <dirent.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 
@@ -303,6 +305,56 @@ static void render_route_counts(sbuf_t *b, int i)
     }
 }
 
+typedef struct value_src {
+    const char *name, *type, *help;
+    double (*fn)(void);
+} value_src_t;
+
+static value_src_t values[KZ_METRICS_MAX_VALUES];
+static int nvalues;
+
+void kz_metrics_register_value(const char *name, const char *type, const char *help, double (*fn)(void))
+{
+    for (int i = 0; i < nvalues; i++)
+        if (strcmp(values[i].name, name) == 0) {
+            values[i] = (value_src_t){name, type, help, fn}; /* a restart in one process (tests) */
+            return;
+        }
+    if (nvalues < KZ_METRICS_MAX_VALUES) values[nvalues++] = (value_src_t){name, type, help, fn};
+}
+
+/* The process's resident memory in bytes (Linux /proc), or -1. */
+static double process_rss(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return -1;
+    unsigned long long size = 0, resident = 0;
+    int n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    return n == 2 ? (double)resident * (double)sysconf(_SC_PAGESIZE) : -1;
+}
+
+/* Open file descriptors of the process, or -1. */
+static double process_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    double n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+static void sb_value(sbuf_t *b, const char *name, const char *type, const char *help, double v)
+{
+    sb_family(b, name, type, help);
+    if (v == floor(v) && fabs(v) < 9e15)
+        sb_printf(b, "%s %.0f\n", name, v);
+    else
+        sb_printf(b, "%s %.9g\n", name, v);
+}
+
 char *kz_metrics_render(size_t *len)
 {
     sbuf_t b = {0};
@@ -338,6 +390,11 @@ char *kz_metrics_render(size_t *len)
     sb_family(&b, "kizuna_db_query_duration_seconds", "histogram",
               "Database statement duration in seconds.");
     render_histogram(&b, "kizuna_db_query_duration_seconds", NULL, &db_latency);
+
+    for (int i = 0; i < nvalues; i++) sb_value(&b, values[i].name, values[i].type, values[i].help, values[i].fn());
+    double rss = process_rss(), fds = process_fds();
+    if (rss >= 0) sb_value(&b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss);
+    if (fds >= 0) sb_value(&b, "process_open_fds", "gauge", "Number of open file descriptors.", fds);
 
     if (len) *len = b.len;
     return b.p;

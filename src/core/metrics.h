@@ -21,6 +21,14 @@ void kz_metrics_queue_add(int delta);
 /* One database statement took this many seconds. */
 void kz_metrics_db_observe(double seconds);
 
+/* A value another module owns, read when the metrics are rendered (from
+ * the metrics thread: fn must be thread-safe). type is "counter" or
+ * "gauge"; name, type and help are borrowed and must outlive the process.
+ * Register at start-up, before the metrics endpoint serves; at most
+ * KZ_METRICS_MAX_VALUES. */
+#define KZ_METRICS_MAX_VALUES 32
+void kz_metrics_register_value(const char *name, const char *type, const char *help, double (*fn)(void));
+
 /* Renders the Prometheus text exposition format into a fresh owned buffer
  * (free with kz_free); *len receives its length. */
 char *kz_metrics_render(size_t *len);

@@ -620,7 +620,7 @@ static int nk_match_list(lua_State *L)
     if (f.min_size >= 0 && f.max_size >= 0 && f.min_size > f.max_size)
         kz_lua_raise(L, 3, "expects max_size to be >= min_size");
     char err[200];
-    json_t *list = kz_am_list(&f, err, sizeof err);
+    json_t *list = kz_match_list(&f, err, sizeof err);
     if (!list) kz_lua_raise(L, 3, "%s", err);
     lua_createtable(L, (int)json_array_size(list), 0);
     for (size_t i = 0; i < json_array_size(list); i++) {

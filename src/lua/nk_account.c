@@ -600,21 +600,6 @@ static int nk_unlink_email(lua_State *L)
 /* ------------------------------------------------------------------------ */
 /* Sessions                                                                 */
 
-typedef struct close_task {
-    kz_task_t task;
-    kz_rt_sess_t *s; /* retained */
-} close_task_t;
-
-/* On the session's I/O thread: closes its socket if still open (the
- * socket's close path then runs the session's close hooks). */
-static void close_run(kz_task_t *t)
-{
-    close_task_t *c = (close_task_t *)t;
-    if (c->s->ws) kz_ws_close(c->s->ws, 1000, "");
-    kz_rt_sess_release(c->s);
-    kz_free(c);
-}
-
 /* session_disconnect(session_id, reason?=0): closes that realtime socket
  * (on this node) from its own I/O thread. An unknown session is no error,
  * as in Nakama. */
@@ -626,16 +611,8 @@ static int nk_session_disconnect(lua_State *L)
     kz_nk_optint(L, 2, "reason", 0, 0, 255); /* no presence reasons are reported */
     kz_rt_sess_t *s = kz_rt_session_find(sid);
     if (!s) return 0;
-    const kz_app_t *app = s->app;
-    if (!app || !app->server) {
-        kz_rt_sess_release(s);
-        return 0;
-    }
-    close_task_t *c = kz_malloc(sizeof *c);
-    c->task.run = close_run;
-    c->task.next = NULL;
-    c->s = s;
-    kz_server_post(app->server, s->io, &c->task);
+    kz_rt_sess_disconnect(s, 1000, "");
+    kz_rt_sess_release(s);
     return 0;
 }
 
@@ -696,16 +673,8 @@ static void disconnect_user(const char *uid)
     kz_rt_sess_t **v;
     int n = kz_rt_user_sessions(uid, &v);
     for (int i = 0; i < n; i++) {
-        kz_rt_sess_t *s = v[i];
-        if (!s->app || !s->app->server) {
-            kz_rt_sess_release(s);
-            continue;
-        }
-        close_task_t *c = kz_malloc(sizeof *c);
-        c->task.run = close_run;
-        c->task.next = NULL;
-        c->s = s; /* the reference kz_rt_user_sessions took */
-        kz_server_post(s->app->server, s->io, &c->task);
+        kz_rt_sess_disconnect(v[i], 1000, "");
+        kz_rt_sess_release(v[i]);
     }
     kz_free(v);
 }

@@ -33,6 +33,7 @@
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/uuid.h"
 #include "lua/match.h"
 #include "realtime/envelope.h"
@@ -115,6 +116,7 @@ struct kz_am {
     bool terminating;
     uint64_t grace_end;
     uint64_t last_slow_log;
+    uint64_t empty_since; /* match.max_empty_sec: when it last became empty (0: not empty) */
 
     /* under lock */
     pthread_mutex_t lock;
@@ -980,7 +982,22 @@ static void do_tick(kz_am_t *m, kz_db_t *db, am_msg_t *in, int nin, uint64_t due
         }
     }
     if (call_failed(m, rc, &err, "match_loop")) return;
-    if (m->terminating && end >= m->grace_end) am_end(m, "grace period over", false);
+    if (m->terminating && end >= m->grace_end) {
+        am_end(m, "grace period over", false);
+        return;
+    }
+    int max_empty = R.app ? R.app->cfg->match.max_empty_sec : 0;
+    if (max_empty > 0) {
+        pthread_mutex_lock(&m->lock);
+        bool empty = m->npres == 0 && m->nattempts == 0;
+        pthread_mutex_unlock(&m->lock);
+        if (!empty)
+            m->empty_since = 0;
+        else if (!m->empty_since)
+            m->empty_since = end;
+        else if (end - m->empty_since >= (uint64_t)max_empty * 1000000000ull)
+            am_end(m, "empty for match.max_empty_sec", false);
+    }
 }
 
 static void job_run(kz_job_t *job, void *worker_ctx)
@@ -1387,6 +1404,29 @@ void kz_am_data(kz_rt_sess_t *s, const char *match_id, int64_t op_code, const un
     am_release(m);
 }
 
+void kz_am_leave_others(kz_rt_sess_t *s, const char *keep)
+{
+    pthread_once(&idx_once, idx_init);
+    size_t b = idx_bucket(s);
+    kz_am_t **ms = NULL;
+    int n = 0, cap = 0;
+    pthread_mutex_lock(&idx_lock[b % IDX_SHARDS]);
+    for (am_link_t *l = idx[b]; l; l = l->next) {
+        if (l->s != s || (keep && strcmp(l->m->id, keep) == 0)) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4;
+            ms = kz_realloc(ms, sizeof *ms * (size_t)cap);
+        }
+        ms[n++] = am_retain(l->m);
+    }
+    pthread_mutex_unlock(&idx_lock[b % IDX_SHARDS]);
+    for (int i = 0; i < n; i++) {
+        queue_leave(ms[i], s, 3);
+        am_release(ms[i]);
+    }
+    kz_free(ms);
+}
+
 void kz_am_session_closed(kz_rt_sess_t *s)
 {
     kz_am_t **ms;
@@ -1401,8 +1441,35 @@ void kz_am_session_closed(kz_rt_sess_t *s)
 /* ------------------------------------------------------------------------ */
 /* Start and stop                                                           */
 
+static double metric_matches(void)
+{
+    pthread_rwlock_rdlock(&R.lock);
+    int n = R.count;
+    pthread_rwlock_unlock(&R.lock);
+    return n;
+}
+static double metric_ticks(void) { return (double)atomic_load(&S.ticks); }
+static double metric_skipped(void) { return (double)atomic_load(&S.skipped); }
+static double metric_slow(void) { return (double)atomic_load(&S.slow); }
+static double metric_run(void) { return (double)atomic_load(&S.run_sum_ns) / 1e9; }
+static double metric_delay(void) { return (double)atomic_load(&S.lat_sum_ns) / 1e9; }
+static double metric_delay_max(void) { return (double)atomic_load(&S.lat_max_ns) / 1e9; }
+
 int kz_am_start(kz_app_t *app)
 {
+    kz_metrics_register_value("kizuna_matches_authoritative", "gauge", "Authoritative matches running.",
+                              metric_matches);
+    kz_metrics_register_value("kizuna_match_ticks_total", "counter", "Authoritative match ticks run.", metric_ticks);
+    kz_metrics_register_value("kizuna_match_ticks_skipped_total", "counter",
+                              "Ticks skipped because a match fell a whole period behind.", metric_skipped);
+    kz_metrics_register_value("kizuna_match_ticks_slow_total", "counter", "Ticks that ran longer than their period.",
+                              metric_slow);
+    kz_metrics_register_value("kizuna_match_tick_run_seconds_total", "counter",
+                              "Time spent running ticks (match_loop and what it sends).", metric_run);
+    kz_metrics_register_value("kizuna_match_tick_delay_seconds_total", "counter",
+                              "Sum over ticks of how late each started after it was due.", metric_delay);
+    kz_metrics_register_value("kizuna_match_tick_delay_seconds_max", "gauge",
+                              "The latest start of a tick after it was due, since start-up.", metric_delay_max);
     pthread_once(&idx_once, idx_init);
     R.app = app;
     R.stopping = false;
@@ -1447,7 +1514,7 @@ void kz_am_stop(void)
     for (int i = 0; i < n; i++) {
         am_call_t *c = kz_calloc(1, sizeof *c);
         c->kind = C_TERMINATE;
-        c->grace = KZ_AM_SHUTDOWN_GRACE_SEC;
+        c->grace = R.app->cfg->shutdown_grace_sec;
         if (!enqueue(all[i], c)) call_free(c);
         am_release(all[i]);
     }
@@ -1455,7 +1522,7 @@ void kz_am_stop(void)
     if (n) {
         /* Matches end after match_terminate (and the grace period); wait
          * for that, but not for a handler stuck past its budgets. */
-        uint64_t limit = kz_mono_ns() + (uint64_t)KZ_AM_SHUTDOWN_GRACE_SEC * 1000000000ull +
+        uint64_t limit = kz_mono_ns() + (uint64_t)R.app->cfg->shutdown_grace_sec * 1000000000ull +
                          (uint64_t)R.app->cfg->runtime.lua_call_timeout_ms * 1000000ull + 2000000000ull;
         for (;;) {
             pthread_rwlock_rdlock(&R.lock);

@@ -32,7 +32,6 @@ struct kz_ml;
 #define KZ_AM_SIGNALS_MAX 10   /* signals waiting */
 #define KZ_AM_DEFERRED_MAX 128 /* broadcast_message_deferred per tick */
 #define KZ_AM_LABEL_MAX 2048   /* label bytes */
-#define KZ_AM_SHUTDOWN_GRACE_SEC 0 /* match_terminate's grace on shutdown (Nakama's default) */
 
 typedef struct kz_am kz_am_t;
 
@@ -59,6 +58,9 @@ void kz_am_leave(kz_rt_sess_t *s, const char *match_id);
  * dropped, as is data past KZ_AM_INPUT_MAX). */
 void kz_am_data(kz_rt_sess_t *s, const char *match_id, int64_t op_code, const unsigned char *data, size_t len,
                 bool reliable);
+/* session.single_match: s leaves every match it is in or asked to join,
+ * except keep (a match id; NULL: all). */
+void kz_am_leave_others(kz_rt_sess_t *s, const char *keep);
 /* The session closed: leaves every match it is in or asked to join. */
 void kz_am_session_closed(kz_rt_sess_t *s);
 

@@ -413,6 +413,36 @@ static void join(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, const char *id, 
     snap_free(&listed);
 }
 
+/* s leaves relayed match m (in its index entry e), telling the others;
+ * the entry goes when that was its last match. */
+static void leave_relayed(sess_entry_t *e, match_t *m, kz_rt_sess_t *s)
+{
+    snap_t others;
+    member_remove(m, s, &others);
+    entry_remove(e, m);
+    if (e->n == 0) index_drop(e);
+    send_presence_event(&others, m->id, s, false);
+    snap_free(&others);
+    match_release(m); /* the index's */
+}
+
+/* session.single_match: before s joins the match keep (a full match id),
+ * it leaves every other match, relayed and authoritative. */
+static void single_match_leave(kz_rt_sess_t *s, const char *keep)
+{
+    if (!s->app->cfg->session.single_match) return;
+    kz_am_leave_others(s, keep);
+    sess_entry_t *e = index_get(s, false);
+    for (int i = e ? e->n - 1 : -1; i >= 0; i--) {
+        char mid[40];
+        snprintf(mid, sizeof mid, "%s.", e->m[i]->id);
+        if (strcmp(mid, keep) == 0) continue;
+        bool last = e->n == 1;
+        leave_relayed(e, e->m[i], s);
+        if (last) break; /* the entry is gone */
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Handlers                                                                 */
 
@@ -431,6 +461,7 @@ void kz_rt_match_create(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *m
     else
         kz_uuid_v4(id);
     snprintf(match_id, sizeof match_id, "%s.", id);
+    single_match_leave(s, match_id);
     join(ws, s, cid, id, match_id, true, *name != '\0');
 }
 
@@ -457,6 +488,7 @@ void kz_rt_match_join(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg
             kz_rt_error(ws, cid, KZ_RT_BAD_INPUT, "Invalid match token");
             return;
         }
+        single_match_leave(s, tmid);
         join(ws, s, cid, tid, tmid, true, true);
         return;
     }
@@ -471,6 +503,7 @@ void kz_rt_match_join(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg
         kz_rt_error(ws, cid, KZ_RT_BAD_INPUT, "Invalid match ID");
         return;
     }
+    single_match_leave(s, match_id);
     if (*node) { /* authoritative: realtime/authoritative.c */
         kz_am_join(ws, s, cid, match_id, v[2]);
         return;
@@ -495,15 +528,7 @@ void kz_rt_match_leave(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *ms
     if (*node) kz_am_leave(s, json_string_value(v[0]));
     sess_entry_t *e = index_get(s, false);
     match_t *m = *node ? NULL : entry_find(e, id);
-    if (m) {
-        snap_t others;
-        member_remove(m, s, &others);
-        entry_remove(e, m);
-        if (e->n == 0) index_drop(e);
-        send_presence_event(&others, id, s, false);
-        snap_free(&others);
-        match_release(m); /* the index's */
-    }
+    if (m) leave_relayed(e, m, s);
     /* Leaving is always acknowledged, member or not. */
     kz_rt_reply(ws, kz_rt_envelope(cid, NULL, NULL));
 }
@@ -607,6 +632,39 @@ void kz_rt_match_data_send(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t
 out:
     kz_free(targets);
     kz_free(data);
+}
+
+static json_t *relayed_list(int limit, int min_size, int max_size)
+{
+    json_t *list = json_array();
+    for (size_t b = 0; b < TABLE_BUCKETS && (int)json_array_size(list) < limit; b++) {
+        pthread_mutex_t *shard = &shard_locks[b % TABLE_SHARDS];
+        pthread_mutex_lock(shard);
+        for (match_t *m = table[b]; m && (int)json_array_size(list) < limit; m = m->next) {
+            pthread_mutex_lock(&m->lock);
+            int size = m->n;
+            pthread_mutex_unlock(&m->lock);
+            if ((min_size >= 0 && size < min_size) || (max_size >= 0 && size > max_size)) continue;
+            char mid[40];
+            snprintf(mid, sizeof mid, "%s.", m->id);
+            json_array_append_new(list, json_pack("{s:s,s:b,s:i}", "match_id", mid, "authoritative", 0, "size", size));
+        }
+        pthread_mutex_unlock(shard);
+    }
+    return list;
+}
+
+json_t *kz_match_list(const kz_am_filter_t *f, char *err, size_t errlen)
+{
+    json_t *list = kz_am_list(f, err, errlen);
+    int room = list ? f->limit - (int)json_array_size(list) : 0;
+    bool no_filter = (!f->label || !*f->label) && (!f->query || !*f->query);
+    if (room > 0 && f->authoritative != 1 && no_filter) {
+        json_t *relayed = relayed_list(room, f->min_size, f->max_size);
+        json_array_extend(list, relayed);
+        json_decref(relayed);
+    }
+    return list;
 }
 
 /* On disconnect: leave every match, telling the others. */

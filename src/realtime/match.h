@@ -31,4 +31,12 @@ bool kz_match_id_parse(const char *id, char uuid[37], const char **node);
  * namespace, as Nakama derives a named relayed match's id. */
 void kz_match_uuid_v5_dns(const char *name, size_t n, char out[37]);
 
+struct kz_am_filter;
+/* GET /v2/match and nk.match_list: the authoritative matches passing f
+ * (kz_am_list), then - when f does not ask for authoritative ones only and
+ * has no label or query - relayed matches {match_id, authoritative: false,
+ * size} whose member count is within f's sizes, up to f->limit in all. A
+ * new array, or NULL with err set for a bad query. */
+json_t *kz_match_list(const struct kz_am_filter *f, char *err, size_t errlen);
+
 #endif

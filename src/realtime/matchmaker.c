@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/jwt.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/uuid.h"
 #include "lua/internal.h"
 #include "lua/runtime.h"
@@ -280,6 +281,10 @@ struct kz_mm_pool {
     kz_mm_ticket_t *head, *tail; /* creation order; the list holds one reference each */
     hmap_t by_id;                /* ticket id -> ticket */
     hmap_t by_owner;             /* owner key -> owner_t */
+    bool rev_precision;
+    kz_mm_completion_t done[KZ_MM_COMPLETIONS]; /* a ring of the last matched tickets */
+    int ndone, done_next;
+    long long matched_total;
 };
 
 /* "s:<sid>" or "p:<party id>". */
@@ -299,7 +304,15 @@ kz_mm_pool_t *kz_mm_pool_new(int max_tickets, int max_intervals)
     pthread_mutex_init(&p->lock, NULL);
     p->max_tickets = max_tickets > 0 ? max_tickets : 1;
     p->max_intervals = max_intervals > 0 ? max_intervals : 1;
+    p->rev_precision = true;
     return p;
+}
+
+void kz_mm_pool_set_rev_precision(kz_mm_pool_t *p, bool on)
+{
+    pthread_mutex_lock(&p->lock);
+    p->rev_precision = on;
+    pthread_mutex_unlock(&p->lock);
 }
 
 static void owner_free(void *o)
@@ -414,6 +427,25 @@ static int remove_owner(kz_mm_pool_t *p, const char *sid, const char *pid)
 int kz_mm_remove_session(kz_mm_pool_t *p, const char *sid) { return remove_owner(p, sid, NULL); }
 int kz_mm_remove_party(kz_mm_pool_t *p, const char *party_id) { return remove_owner(p, NULL, party_id); }
 
+void kz_mm_pool_stats(kz_mm_pool_t *p, kz_mm_pool_stats_t *out)
+{
+    pthread_mutex_lock(&p->lock);
+    out->tickets = p->n;
+    out->oldest_create_ms = p->head ? p->head->created_ms : 0;
+    out->ncompletions = p->ndone;
+    for (int i = 0; i < p->ndone; i++)
+        out->completions[i] = p->done[(p->done_next - 1 - i + KZ_MM_COMPLETIONS) % KZ_MM_COMPLETIONS];
+    pthread_mutex_unlock(&p->lock);
+}
+
+long long kz_mm_matched_total(kz_mm_pool_t *p)
+{
+    pthread_mutex_lock(&p->lock);
+    long long n = p->matched_total;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
 int kz_mm_count(kz_mm_pool_t *p)
 {
     pthread_mutex_lock(&p->lock);
@@ -464,6 +496,10 @@ typedef struct numidx {
     nument_t *e; /* sorted by value, then age */
 } numidx_t;
 
+typedef struct cand {
+    int score, i;
+} cand_t;
+
 typedef struct sig {
     int nf;
     const char **fields; /* owned array; names borrowed from a query; sorted, unique */
@@ -493,6 +529,8 @@ typedef struct snap {
     posting_t open;  /* tickets whose queries have no (indexed) MUST terms */
     hmap_t nums;     /* field -> numidx_t */
     int max_intervals;
+    bool rev_precision;
+    cand_t *cand; /* scored candidates of one search (SEARCH_CAP) */
     char *kb; /* key scratch */
     size_t kcap;
 } snap_t;
@@ -700,6 +738,7 @@ static void snap_free(snap_t *sn)
     hmap_free(&sn->fwd, posting_free);
     hmap_free(&sn->rev, posting_free);
     hmap_free(&sn->nums, numidx_free);
+    kz_free(sn->cand);
 }
 
 /* Marks i matched; lists more than half matched are compacted (never
@@ -852,7 +891,9 @@ static void src_pick(snap_t *sn, int i, src_t *src)
             *src = (src_t){.kind = SRC_RANGE, .ni = ni, .a = a, .b = b};
         }
     }
-    /* reverse: the tickets whose MUST terms t satisfies, and the open ones */
+    /* reverse: the tickets whose MUST terms t satisfies, and the open ones
+     * (only when candidates' queries must accept the searcher) */
+    if (!sn->rev_precision) return;
     src_t rev = {.kind = SRC_LISTS};
     int total = 0;
     if (live_of(&sn->open)) {
@@ -964,6 +1005,8 @@ static bool fits(const snap_t *sn, const grp_t *g, int lo, int hi, int j)
         if (m->party_id && c->party_id && strcmp(m->party_id, c->party_id) == 0) return false;
         if (shares_session(m, c)) return false;
     }
+    if (!sn->rev_precision) /* the searcher's query alone decides */
+        return kz_mmq_eval(sn->t[g->g[0]]->query, kz_mm_ticket_lookup, c, NULL);
     for (int k = 0; k < g->n; k++) {
         const kz_mm_ticket_t *m = sn->t[g->g[k]];
         if (!kz_mmq_eval(m->query, kz_mm_ticket_lookup, c, NULL)) return false;
@@ -996,10 +1039,31 @@ static bool settle(const snap_t *sn, grp_t *g)
     return g->size == target && size_ok(sn, g, g->size);
 }
 
-/* Searches for ticket i; true with g filled when a group forms. */
+/* Adds candidate j to g when it fits, narrowing the bounds lo..hi. */
+static void try_add(const snap_t *sn, grp_t *g, int *lo, int *hi, int j)
+{
+    if (!fits(sn, g, *lo, *hi, j)) return;
+    const kz_mm_ticket_t *c = sn->t[j];
+    grp_push(g, j, c->nmembers);
+    if (c->min_count > *lo) *lo = c->min_count;
+    if (c->max_count < *hi) *hi = c->max_count;
+}
+
+static int cmp_cand(const void *a, const void *b)
+{
+    const cand_t *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i); /* older first */
+}
+
+/* Searches for ticket i; true with g filled when a group forms. Candidates
+ * are taken oldest first; when the searcher's query has SHOULD clauses
+ * that can tell candidates apart, those matching more clauses come first
+ * (the score: matched MUST and SHOULD clauses). */
 static bool search(snap_t *sn, int i, grp_t *g)
 {
     const kz_mm_ticket_t *t = sn->t[i];
+    const kz_mmq_t *q = t->query;
     bool last = sn->intervals[i] + 1 >= sn->max_intervals || t->min_count == t->max_count;
     g->n = 0;
     g->size = 0;
@@ -1009,13 +1073,21 @@ static bool search(snap_t *sn, int i, grp_t *g)
     src_t src;
     src_pick(sn, i, &src);
     int j, examined = 0;
-    while (g->size < hi && examined < SEARCH_CAP && (j = src_next(sn, &src)) >= 0) {
-        examined++;
-        if (j == i || !fits(sn, g, lo, hi, j)) continue;
-        const kz_mm_ticket_t *c = sn->t[j];
-        grp_push(g, j, c->nmembers);
-        if (c->min_count > lo) lo = c->min_count;
-        if (c->max_count < hi) hi = c->max_count;
+    if (q->nshould > 0 && q->n > 1) {
+        if (!sn->cand) sn->cand = kz_malloc(sizeof *sn->cand * SEARCH_CAP);
+        int nc = 0, score;
+        while (examined < SEARCH_CAP && (j = src_next(sn, &src)) >= 0) {
+            examined++;
+            if (j != i && kz_mmq_eval(q, kz_mm_ticket_lookup, sn->t[j], &score))
+                sn->cand[nc++] = (cand_t){score, j};
+        }
+        qsort(sn->cand, (size_t)nc, sizeof *sn->cand, cmp_cand);
+        for (int k = 0; k < nc && g->size < hi; k++) try_add(sn, g, &lo, &hi, sn->cand[k].i);
+    } else {
+        while (g->size < hi && examined < SEARCH_CAP && (j = src_next(sn, &src)) >= 0) {
+            examined++;
+            if (j != i) try_add(sn, g, &lo, &hi, j);
+        }
     }
     if (g->n < 2) return false;
     if (g->size >= hi && size_ok(sn, g, g->size)) return true;
@@ -1048,6 +1120,7 @@ void kz_mm_process(kz_mm_pool_t *p, kz_mm_matched_fn on_matched, void *arg, kz_m
     /* 1. The snapshot, under the lock. */
     pthread_mutex_lock(&p->lock);
     sn.max_intervals = p->max_intervals;
+    sn.rev_precision = p->rev_precision;
     sn.n = p->n;
     sn.t = kz_malloc(sizeof *sn.t * (size_t)(sn.n ? sn.n : 1));
     sn.intervals = kz_malloc(sizeof *sn.intervals * (size_t)(sn.n ? sn.n : 1));
@@ -1092,6 +1165,7 @@ void kz_mm_process(kz_mm_pool_t *p, kz_mm_matched_fn on_matched, void *arg, kz_m
     /* 3. Commit under the lock: a group whose tickets are all still in
      * the pool leaves it; the others age by one interval. */
     uint64_t t2 = kz_mono_ns();
+    int64_t now_ms = kz_now_ms();
     pthread_mutex_lock(&p->lock);
     int kept = 0;
     for (int x = 0; x < ng; x++) {
@@ -1103,7 +1177,13 @@ void kz_mm_process(kz_mm_pool_t *p, kz_mm_matched_fn on_matched, void *arg, kz_m
             st.discarded++;
             continue;
         }
-        for (int y = 0; y < groups[x].n; y++) pool_unlink(p, groups[x].t[y]);
+        for (int y = 0; y < groups[x].n; y++) {
+            pool_unlink(p, groups[x].t[y]);
+            p->done[p->done_next] = (kz_mm_completion_t){groups[x].t[y]->created_ms, now_ms};
+            p->done_next = (p->done_next + 1) % KZ_MM_COMPLETIONS;
+            if (p->ndone < KZ_MM_COMPLETIONS) p->ndone++;
+        }
+        p->matched_total += groups[x].n;
         st.matched += groups[x].n;
         groups[kept++] = groups[x];
     }
@@ -1388,10 +1468,17 @@ static void on_session_close(kz_rt_sess_t *s)
     if (G.pool) kz_mm_remove_session(G.pool, s->id);
 }
 
+static double metric_tickets(void) { return G.pool ? kz_mm_count(G.pool) : 0; }
+static double metric_matched(void) { return G.pool ? (double)kz_mm_matched_total(G.pool) : 0; }
+
 int kz_mm_start(kz_app_t *app)
 {
+    kz_metrics_register_value("kizuna_matchmaker_tickets", "gauge", "Matchmaker tickets waiting.", metric_tickets);
+    kz_metrics_register_value("kizuna_matchmaker_matched_total", "counter", "Matchmaker tickets matched.",
+                              metric_matched);
     G.app = app;
     G.pool = kz_mm_pool_new(app->cfg->matchmaker.max_tickets, app->cfg->matchmaker.max_intervals);
+    kz_mm_pool_set_rev_precision(G.pool, app->cfg->matchmaker.rev_precision);
     G.stop = false;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -14,7 +14,8 @@
  * still there are taken out of the pool. Each ticket that is still active
  * searches, oldest first, for candidates that
  *   - its query accepts, and whose query accepts it (every pair of tickets
- *     in a group accepts each other),
+ *     in a group accepts each other; with rev_precision off, only the
+ *     searcher's query is asked),
  *   - share no session with the group and are not of its own party,
  *   - keep the group size possible for every member's min/max,
  * and the group is formed when it reaches the smallest max_count of its
@@ -31,8 +32,10 @@
  * allow (a term's posting list, or the combined range of one numeric
  * field) and walks the whole pool only when its query has no MUST term or
  * range. Candidates from a term list or the whole pool come oldest first;
- * from a numeric range, in value order. SHOULD clauses do not reorder
- * candidates (Nakama sorts by score first). */
+ * from a numeric range, in value order. When the searcher's query has
+ * SHOULD clauses that can tell candidates apart, the candidates its query
+ * accepts (up to the search bound) are sorted by score - the MUST and
+ * SHOULD clauses they match - then age, as Nakama orders its hits. */
 #ifndef KZ_REALTIME_MATCHMAKER_H
 #define KZ_REALTIME_MATCHMAKER_H
 
@@ -117,6 +120,10 @@ typedef struct kz_mm_pool kz_mm_pool_t;
  * for max_intervals processing passes. */
 kz_mm_pool_t *kz_mm_pool_new(int max_tickets, int max_intervals);
 void kz_mm_pool_free(kz_mm_pool_t *p);
+/* With rev_precision (the default) a group forms only when every ticket's
+ * query accepts every other ticket; without it, only the searcher's query
+ * must accept the others (Nakama's default). Set before processing. */
+void kz_mm_pool_set_rev_precision(kz_mm_pool_t *p, bool on);
 
 /* Adds a ticket created at now_ms; its id goes to id. Thread-safe. */
 int kz_mm_add(kz_mm_pool_t *p, const kz_mm_spec_t *spec, int64_t now_ms, char id[37]);
@@ -129,6 +136,23 @@ int kz_mm_remove_session(kz_mm_pool_t *p, const char *sid);
 int kz_mm_remove_party(kz_mm_pool_t *p, const char *party_id);
 /* Tickets in the pool. */
 int kz_mm_count(kz_mm_pool_t *p);
+
+/* GET /v2/matchmaker/stats: the tickets waiting, the oldest one's creation
+ * time (0 when none), and the last KZ_MM_COMPLETIONS matched tickets
+ * (creation and completion times, unix ms; newest first). */
+#define KZ_MM_COMPLETIONS 100
+typedef struct kz_mm_completion {
+    int64_t create_ms, complete_ms;
+} kz_mm_completion_t;
+typedef struct kz_mm_pool_stats {
+    int tickets;
+    int64_t oldest_create_ms;
+    int ncompletions;
+    kz_mm_completion_t completions[KZ_MM_COMPLETIONS];
+} kz_mm_pool_stats_t;
+void kz_mm_pool_stats(kz_mm_pool_t *p, kz_mm_pool_stats_t *out);
+/* Tickets matched since the pool was made. */
+long long kz_mm_matched_total(kz_mm_pool_t *p);
 
 /* A group formed by processing: its tickets, retained, searcher first. */
 typedef struct kz_mm_group {

@@ -129,6 +129,35 @@ kz_rt_sess_t *kz_rt_session_find(const char *id)
     return found;
 }
 
+typedef struct close_task {
+    kz_task_t task;
+    kz_rt_sess_t *s; /* retained */
+    int code;
+    char reason[64];
+} close_task_t;
+
+/* On the session's I/O thread: closes its socket if still open (the
+ * socket's close path then runs the session's close hooks). */
+static void close_run(kz_task_t *t)
+{
+    close_task_t *c = (close_task_t *)t;
+    if (c->s->ws) kz_ws_close(c->s->ws, c->code, c->reason);
+    kz_rt_sess_release(c->s);
+    kz_free(c);
+}
+
+void kz_rt_sess_disconnect(kz_rt_sess_t *s, int code, const char *reason)
+{
+    if (!s->app || !s->app->server) return;
+    close_task_t *c = kz_malloc(sizeof *c);
+    c->task.run = close_run;
+    c->task.next = NULL;
+    c->s = kz_rt_sess_retain(s);
+    c->code = code;
+    snprintf(c->reason, sizeof c->reason, "%s", reason);
+    kz_server_post(s->app->server, s->io, &c->task);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Delivery                                                                 */
 

@@ -59,6 +59,10 @@ kz_rt_sess_t *kz_rt_sess_open(const struct kz_app *app, int io, const char *uid,
  * unregisters, and drops the registry's reference. */
 void kz_rt_sess_close(kz_rt_sess_t *s);
 
+/* From any thread: closes s's socket (if still open) with code and reason
+ * on its own I/O thread, after what was already sent to it. */
+void kz_rt_sess_disconnect(kz_rt_sess_t *s, int code, const char *reason);
+
 /* Something to undo when a session closes (leave matches, channels, ...),
  * called on the session's thread before it is unregistered. Register at
  * start-up, before any socket opens. */

@@ -469,10 +469,33 @@ out:
     json_decref(env);
 }
 
+/* session.single_socket: the user's older sockets are told (notification
+ * code -7, "single_socket") and closed. */
+static void close_older_sockets(rt_session_t *s)
+{
+    kz_rt_sess_t **all;
+    int n = kz_rt_user_sessions(s->uid, &all);
+    for (int i = 0; i < n; i++) {
+        if (all[i] != s) {
+            kz_notification_t note = {.user_id = s->uid, .subject = "single_socket", .content = "{}",
+                                      .code = KZ_NOTIFY_SINGLE_SOCKET, .create_time = kz_now_ms()};
+            kz_uuid_v4(note.id);
+            const kz_notification_t *one = &note;
+            kz_rt_out_t *f = kz_rt_out(kz_rt_envelope(NULL, "notifications", kz_rt_notifications_json(&one, 1)));
+            kz_rt_send(all[i], f);
+            kz_rt_out_free(f);
+            kz_rt_sess_disconnect(all[i], 1000, "");
+        }
+        kz_rt_sess_release(all[i]);
+    }
+    kz_free(all);
+}
+
 static void on_open(kz_ws_t *ws)
 {
     rt_session_t *s = kz_ws_user(ws);
     s->ws = ws;
+    if (s->app->cfg->session.single_socket) close_older_sockets(s);
     kz_rt_status_online(s);
 }
 

@@ -1,7 +1,9 @@
 // Relayed (client-authoritative) matches over the socket: create (random and
 // named ids), join, leave, presence events, data fan-out to everyone else or
 // to targets only, op codes and binary data, errors (with and without cid),
-// disconnect cleanup, bounds, and ordering under a burst from several users.
+// disconnect cleanup, bounds, and ordering under a burst from several users;
+// relayed matches in GET /v2/match; the matchmaker on a server without Lua
+// modules (tokens, joining by token) and GET /v2/matchmaker/stats.
 // Several nakama-js sockets per test; raw `ws` for exact frames and bad input.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,11 +11,14 @@ import crypto from 'node:crypto';
 import WebSocket from 'ws';
 import { useServer, newDeviceSession } from './lib/fixture.js';
 import { createSocket, JSON_ONLY } from './lib/socket.js';
+import { request, uniq } from './lib/http.js';
+
+const TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
 // Several I/O threads, so members of one match live on different threads.
 // The default outgoing queue bound (64) stays: bursts to clients that keep
 // reading must not be mistaken for slow consumers.
-const ctx = useServer({ args: ['--workers', '4'] });
+const ctx = useServer({ args: ['--workers', '4', '--matchmaker.interval_sec', '1'] });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -21,7 +26,7 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 /** Waits until pred() is true (polling), failing after ms. */
 async function until(pred, what, ms = 3000) {
   const end = Date.now() + ms;
-  while (!pred()) {
+  while (!(await pred())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(5);
   }
@@ -534,5 +539,80 @@ describe('slow consumers', { skip: JSON_ONLY }, () => {
     await sync(good);
     sender.close();
     good.close();
+  });
+});
+
+describe('listing, and the matchmaker without modules', () => {
+  test('GET /v2/match lists relayed matches with their sizes and filters by size', async () => {
+    const a = await player();
+    const b = await player();
+    const c = await player();
+    const two = await a.socket.createMatch();
+    await b.socket.joinMatch(two.match_id);
+    const one = await c.socket.createMatch();
+    const list = async (...args) => {
+      const r = await ctx.client.listMatches(a.session, 100, ...args);
+      return new Map((r.matches || []).map((m) => [m.match_id, m]));
+    };
+    let l = await list();
+    assert.deepEqual(l.get(two.match_id), { match_id: two.match_id, authoritative: false, size: 2 });
+    assert.deepEqual(l.get(one.match_id), { match_id: one.match_id, authoritative: false, size: 1 });
+    l = await list(false, undefined, 2);
+    assert.ok(l.has(two.match_id));
+    assert.ok(!l.has(one.match_id));
+    l = await list(undefined, undefined, undefined, 1);
+    assert.ok(!l.has(two.match_id));
+    assert.ok(l.has(one.match_id));
+    l = await list(true);
+    assert.ok(!l.has(two.match_id) && !l.has(one.match_id), 'authoritative=true lists no relayed match');
+    // a label or query filter is for authoritative matches only
+    l = await list(undefined, 'x');
+    assert.equal(l.size, 0);
+    // the match goes when its last member leaves
+    close(c);
+    await until(async () => !(await list()).has(one.match_id), 'the emptied match to go');
+    close(a, b);
+  });
+
+  test('matched players get a token, meet in the relayed match; stats count them', async () => {
+    const tag = uniq('mm');
+    const a = await player();
+    const b = await player();
+    const matched = { a: [], b: [] };
+    a.socket.onmatchmakermatched = (m) => matched.a.push(m);
+    b.socket.onmatchmakermatched = (m) => matched.b.push(m);
+    const stats = async () => {
+      const r = await request(ctx.srv, 'GET', '/v2/matchmaker/stats', { auth: { bearer: a.session.token } });
+      assert.equal(r.status, 200);
+      return r.json;
+    };
+    const before = await stats();
+    const done = (before.completions || []).length;
+    const q = `+properties.t:${tag}`;
+    await a.socket.addMatchmaker(q, 2, 2, { t: tag });
+    const mid = await stats();
+    assert.ok(mid.ticket_count >= 1);
+    assert.match(mid.oldest_ticket_create_time, TIME_RE);
+    await b.socket.addMatchmaker(q, 2, 2, { t: tag });
+    await until(() => matched.a.length && matched.b.length, 'both to be matched', 10000);
+    assert.equal(typeof matched.a[0].token, 'string');
+    assert.equal(matched.a[0].token, matched.b[0].token);
+    assert.equal(matched.a[0].match_id, undefined);
+    const ma = await a.socket.joinMatch(undefined, matched.a[0].token);
+    const mb = await b.socket.joinMatch(undefined, matched.b[0].token);
+    assert.equal(ma.match_id, mb.match_id);
+    assert.match(ma.match_id, /\.$/);
+    await until(() => a.presence.some((e) => (e.joins || []).some((j) => j.user_id === b.session.user_id)),
+      'a to see b join');
+    const after = await stats();
+    assert.equal(after.ticket_count, undefined, 'no ticket left waiting');
+    assert.equal(after.oldest_ticket_create_time, undefined);
+    assert.equal(after.completions.length, Math.min(done + 2, 100));
+    for (const c of after.completions.slice(0, 2)) {
+      assert.match(c.create_time, TIME_RE);
+      assert.match(c.complete_time, TIME_RE);
+      assert.ok(Date.parse(c.complete_time) >= Date.parse(c.create_time));
+    }
+    close(a, b);
   });
 });

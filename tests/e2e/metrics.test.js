@@ -125,6 +125,23 @@ describe('GET /metrics', () => {
     assert.ok(m.samples.get('kizuna_db_query_duration_seconds_count') > 0, text);
   });
 
+  test('process, match and matchmaker figures', async () => {
+    const m = parseMetrics(await (await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`)).text());
+    const rss = m.samples.get('process_resident_memory_bytes');
+    assert.equal(m.types.get('process_resident_memory_bytes'), 'gauge');
+    assert.ok(Number.isInteger(rss) && rss > 1e6 && rss < 4e9, `resident memory in bytes: ${rss}`);
+    const fds = m.samples.get('process_open_fds');
+    assert.ok(Number.isInteger(fds) && fds >= 3, `open descriptors: ${fds}`);
+    // no modules, so no authoritative matches and no ticks
+    for (const k of ['kizuna_matches_authoritative', 'kizuna_match_ticks_total', 'kizuna_match_ticks_skipped_total',
+      'kizuna_match_ticks_slow_total', 'kizuna_match_tick_run_seconds_total', 'kizuna_matchmaker_tickets',
+      'kizuna_matchmaker_matched_total']) {
+      assert.equal(m.samples.get(k), 0, k);
+    }
+    assert.equal(m.types.get('kizuna_match_ticks_total'), 'counter');
+    assert.equal(m.types.get('kizuna_matchmaker_tickets'), 'gauge');
+  });
+
   test('a failed sign-in is counted under its own route and status', async () => {
     await withScraper(async (scraper) => {
       const before = val(await scraper.scrape(), reqSeries('AuthenticateDevice', '401'));

@@ -427,6 +427,29 @@ Test(config, finish_ping_before_pong)
     cr_assert_eq(kz_config_finish(&cfg, err, sizeof err), 0, "%s", err);
 }
 
+Test(config, match_and_session_options)
+{
+    cr_assert_eq(cfg.shutdown_grace_sec, 0);
+    cr_assert_eq(cfg.match.max_empty_sec, 0);
+    cr_assert(!cfg.session.single_socket && !cfg.session.single_match);
+    cr_assert(cfg.matchmaker.rev_precision);
+    cr_assert_eq(args("--shutdown_grace_sec", "30", "--match.max_empty_sec", "5", "--matchmaker.rev_precision",
+                      "false", "--session.single_match", "true", NULL),
+                 0, "%s", err);
+    cr_assert_eq(cfg.shutdown_grace_sec, 30);
+    cr_assert_eq(cfg.match.max_empty_sec, 5);
+    cr_assert(!cfg.matchmaker.rev_precision);
+    /* single_match needs single_socket */
+    cr_assert_eq(kz_config_finish(&cfg, err, sizeof err), -1);
+    cr_assert_str_eq(err, "session.single_match needs session.single_socket");
+    cr_assert_eq(args("--session.single_socket", "true", NULL), 0);
+    cr_assert_eq(kz_config_finish(&cfg, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(args("--match.max_empty_sec", "-1", NULL), -1);
+    assert_err_contains("match.max_empty_sec");
+    cr_assert_eq(args("--shutdown_grace_sec", "3601", NULL), -1);
+    assert_err_contains("shutdown_grace_sec");
+}
+
 Test(config, finish_rechecks_ranges)
 {
     cfg.session.token_expiry_sec = 0; /* stored directly, bypassing set */

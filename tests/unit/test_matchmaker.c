@@ -165,6 +165,91 @@ Test(matchmaker, both_queries_must_accept)
     cr_assert_eq(kz_mm_count(pool), 2);
 }
 
+Test(matchmaker, should_clauses_rank_candidates)
+{
+    /* the searcher must have eu players and prefers mode ranked, then
+     * the map dust: the best-scoring candidate wins over the oldest */
+    add("x", "s1", "+properties.region:eu properties.mode:ranked properties.map:dust", 2, 2,
+        "{\"region\":\"eu\",\"mode\":\"ranked\",\"map\":\"dust\"}", NULL);
+    add("old", "s2", "+properties.region:eu", 2, 2, "{\"region\":\"eu\",\"mode\":\"casual\"}", NULL);
+    add("one", "s3", "+properties.region:eu", 2, 2, "{\"region\":\"eu\",\"mode\":\"ranked\"}", NULL);
+    add("two", "s4", "+properties.region:eu", 2, 2,
+        "{\"region\":\"eu\",\"mode\":\"ranked\",\"map\":\"dust\"}", NULL);
+    process();
+    cr_assert_eq(ngroups, 2);
+    cr_assert(has_group("two,x"), "got %s / %s", groups[0], groups[1]);
+    cr_assert(has_group("old,one"));
+}
+
+Test(matchmaker, should_clauses_alone_tie_break_by_age)
+{
+    /* only SHOULD clauses: at least one must match; more matches first */
+    add("x", "s1", "properties.mode:ranked properties.map:dust", 3, 3, NULL, NULL);
+    add("none", "s2", "*", 3, 3, "{\"mode\":\"casual\"}", NULL);
+    add("a", "s3", "*", 3, 3, "{\"map\":\"dust\"}", NULL);
+    add("b", "s4", "*", 3, 3, "{\"mode\":\"ranked\"}", NULL);
+    add("c", "s5", "*", 3, 3, "{\"mode\":\"ranked\",\"map\":\"dust\"}", NULL);
+    process();
+    cr_assert_eq(ngroups, 1);
+    cr_assert(has_group("a,c,x"), "got %s", groups[0]); /* c scores 2; a is older than b */
+    cr_assert_eq(kz_mm_count(pool), 2);
+}
+
+Test(matchmaker, rev_precision_off_only_the_searcher_decides)
+{
+    kz_mm_pool_set_rev_precision(pool, false);
+    /* a accepts anyone; b wants the us: a's search takes b */
+    add("a", "s1", "*", 2, 2, "{\"region\":\"eu\"}", NULL);
+    add("b", "s2", "+properties.region:us", 2, 2, "{\"region\":\"us\"}", NULL);
+    process();
+    cr_assert_eq(ngroups, 1);
+    cr_assert(has_group("a,b"));
+    /* but a searcher's own query still decides for it */
+    add("c", "s3", "+properties.region:us", 2, 2, "{\"region\":\"eu\"}", NULL);
+    add("d", "s4", "+properties.region:us", 2, 2, "{\"region\":\"eu\"}", NULL);
+    process();
+    process();
+    cr_assert_eq(ngroups, 0);
+    cr_assert_eq(kz_mm_count(pool), 2);
+}
+
+Test(matchmaker, pool_stats)
+{
+    kz_mm_pool_stats_t st;
+    kz_mm_pool_stats(pool, &st);
+    cr_assert_eq(st.tickets, 0);
+    cr_assert_eq(st.oldest_create_ms, 0);
+    cr_assert_eq(st.ncompletions, 0);
+    int64_t t0 = now;
+    add("a", "s1", "*", 2, 2, NULL, NULL);
+    add("b", "s2", "*", 2, 2, NULL, NULL);
+    add("c", "s3", "+properties.never:x", 2, 2, NULL, NULL);
+    kz_mm_pool_stats(pool, &st);
+    cr_assert_eq(st.tickets, 3);
+    cr_assert_eq(st.oldest_create_ms, t0);
+    process();
+    kz_mm_pool_stats(pool, &st);
+    cr_assert_eq(st.tickets, 1);
+    cr_assert_eq(st.oldest_create_ms, t0 + 2); /* c */
+    cr_assert_eq(st.ncompletions, 2);
+    /* newest first: both completed in the same pass; creation times a, b */
+    int64_t c0 = st.completions[0].create_ms, c1 = st.completions[1].create_ms;
+    cr_assert((c0 == t0 && c1 == t0 + 1) || (c0 == t0 + 1 && c1 == t0));
+    cr_assert_gt(st.completions[0].complete_ms, 1700000000000);
+    cr_assert_eq(kz_mm_matched_total(pool), 2);
+    /* the ring keeps the last KZ_MM_COMPLETIONS */
+    for (int i = 0; i < 120; i++) {
+        char sid[16];
+        snprintf(sid, sizeof sid, "r%d", i);
+        add("r", sid, "-properties.never:x", 2, 2, NULL, NULL);
+    }
+    process();
+    kz_mm_pool_stats(pool, &st);
+    cr_assert_eq(st.ncompletions, KZ_MM_COMPLETIONS);
+    cr_assert_eq(kz_mm_matched_total(pool), 122);
+    cr_assert_eq(st.tickets, 1);
+}
+
 Test(matchmaker, must_not)
 {
     add("a", "s1", "-properties.mode:casual", 2, 2, "{\"mode\":\"ranked\"}", NULL);
