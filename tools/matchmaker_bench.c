@@ -13,6 +13,8 @@
  *   any      "*", groups of 2..4 (whole-pool scans)
  *   mixed    region queries with groups of 2..4, count_multiple 2 for a
  *            quarter, "*" for a tenth
+ *   should   +properties.region:R properties.mode:M: the region is required,
+ *            the same mode preferred (candidates ranked by score), 2
  *
  * Prints per pass: tickets, groups formed, tickets matched, index and
  * total milliseconds. */
@@ -48,6 +50,8 @@ static void fill(kz_mm_pool_t *pool, const char *scenario, int n)
                      r, m, skill - 100, skill + 100);
         } else if (strcmp(scenario, "range") == 0) {
             snprintf(q, sizeof q, "+properties.skill:>=%d +properties.skill:<=%d", skill - 25, skill + 25);
+        } else if (strcmp(scenario, "should") == 0) {
+            snprintf(q, sizeof q, "+properties.region:%s properties.mode:%s", r, m);
         } else if (strcmp(scenario, "any") == 0) {
             query = "*";
             max = 2 + (int)rnd(3);

@@ -1074,15 +1074,24 @@ static bool search(snap_t *sn, int i, grp_t *g)
     src_pick(sn, i, &src);
     int j, examined = 0;
     if (q->nshould > 0 && q->n > 1) {
+        /* A candidate matching every clause cannot be outranked: it is
+         * tried at once (so a full group usually forms without reading
+         * the whole source); the others wait, and are tried in score
+         * order once the source is read. */
         if (!sn->cand) sn->cand = kz_malloc(sizeof *sn->cand * SEARCH_CAP);
-        int nc = 0, score;
-        while (examined < SEARCH_CAP && (j = src_next(sn, &src)) >= 0) {
+        int nc = 0, score, top = q->nmust + q->nshould;
+        while (g->size < hi && examined < SEARCH_CAP && (j = src_next(sn, &src)) >= 0) {
             examined++;
-            if (j != i && kz_mmq_eval(q, kz_mm_ticket_lookup, sn->t[j], &score))
+            if (j == i || !kz_mmq_eval(q, kz_mm_ticket_lookup, sn->t[j], &score)) continue;
+            if (score >= top)
+                try_add(sn, g, &lo, &hi, j);
+            else
                 sn->cand[nc++] = (cand_t){score, j};
         }
-        qsort(sn->cand, (size_t)nc, sizeof *sn->cand, cmp_cand);
-        for (int k = 0; k < nc && g->size < hi; k++) try_add(sn, g, &lo, &hi, sn->cand[k].i);
+        if (g->size < hi) {
+            qsort(sn->cand, (size_t)nc, sizeof *sn->cand, cmp_cand);
+            for (int k = 0; k < nc && g->size < hi; k++) try_add(sn, g, &lo, &hi, sn->cand[k].i);
+        }
     } else {
         while (g->size < hi && examined < SEARCH_CAP && (j = src_next(sn, &src)) >= 0) {
             examined++;
