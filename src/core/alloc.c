@@ -66,3 +66,12 @@ void kz_free(void *p)
 {
     free(p);
 }
+
+void kz_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}

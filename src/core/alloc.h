@@ -21,4 +21,9 @@ char *kz_strndup(const char *s, size_t n);
 char *kz_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void kz_free(void *p);
 
+/* Formats a message into err[0..errlen) (nothing when err is NULL or
+ * errlen is 0): the "char *err, size_t errlen" convention of functions
+ * that report why they failed. */
+void kz_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -14,7 +14,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,17 +143,6 @@ static const opt_t options[] = {
 #define NOPTIONS (sizeof options / sizeof options[0])
 
 /* snprintf into err when the caller gave room for a message. */
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static const opt_t *find_option(const char *key)
 {
     for (size_t i = 0; i < NOPTIONS; i++)
@@ -219,7 +207,7 @@ static int set_option(kz_config_t *c, const opt_t *o, const char *value, char *e
     case OPT_INT64: {
         int64_t v;
         if (parse_int64(value, &v) < 0 || v < o->min || v > o->max) {
-            set_err(err, errlen, "%s: expected an integer %" PRId64 "..%" PRId64 ", got '%s'",
+            kz_errf(err, errlen, "%s: expected an integer %" PRId64 "..%" PRId64 ", got '%s'",
                     o->key, o->min, o->max, value);
             return -1;
         }
@@ -232,7 +220,7 @@ static int set_option(kz_config_t *c, const opt_t *o, const char *value, char *e
     case OPT_BOOL: {
         bool v;
         if (parse_bool(value, &v) < 0) {
-            set_err(err, errlen, "%s: expected true or false, got '%s'", o->key, value);
+            kz_errf(err, errlen, "%s: expected true or false, got '%s'", o->key, value);
             return -1;
         }
         *(bool *)field(c, o) = v;
@@ -241,7 +229,7 @@ static int set_option(kz_config_t *c, const opt_t *o, const char *value, char *e
     case OPT_ENV: {
         const char *eq = strchr(value, '=');
         if (!eq || eq == value || strchr(value, '\n') || strlen(value) > 4096) {
-            set_err(err, errlen, "%s: expected KEY=VALUE, got '%s'", o->key, value);
+            kz_errf(err, errlen, "%s: expected KEY=VALUE, got '%s'", o->key, value);
             return -1;
         }
         char **p = field(c, o);
@@ -253,7 +241,7 @@ static int set_option(kz_config_t *c, const opt_t *o, const char *value, char *e
     case OPT_LOGLEVEL: {
         kz_log_level_t v;
         if (kz_log_level_parse(value, &v) < 0) {
-            set_err(err, errlen, "%s: expected one of debug, info, warn, error, got '%s'", o->key,
+            kz_errf(err, errlen, "%s: expected one of debug, info, warn, error, got '%s'", o->key,
                     value);
             return -1;
         }
@@ -285,7 +273,7 @@ int kz_config_set(kz_config_t *c, const char *key, const char *value, char *err,
 {
     const opt_t *o = find_option(key);
     if (!o) {
-        set_err(err, errlen, "unknown configuration key '%s'", key);
+        kz_errf(err, errlen, "unknown configuration key '%s'", key);
         return -1;
     }
     return set_option(c, o, value ? value : "", err, errlen);
@@ -329,7 +317,7 @@ static bool is_null_scalar(const yaml_node_t *n)
 
 static int walk_err(yaml_walk_t *w, const yaml_node_t *n, const char *msg)
 {
-    set_err(w->err, w->errlen, "%s in %s at line %zu, column %zu", msg, w->path,
+    kz_errf(w->err, w->errlen, "%s in %s at line %zu, column %zu", msg, w->path,
             n->start_mark.line + 1, n->start_mark.column + 1);
     return -1;
 }
@@ -433,7 +421,7 @@ int kz_config_load_file(kz_config_t *c, const char *path, char *err, size_t errl
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, errlen, "cannot open config file '%s': %s", path, strerror(errno));
+        kz_errf(err, errlen, "cannot open config file '%s': %s", path, strerror(errno));
         return -1;
     }
 
@@ -443,7 +431,7 @@ int kz_config_load_file(kz_config_t *c, const char *path, char *err, size_t errl
     bool have_doc = false;
 
     if (!yaml_parser_initialize(&parser)) {
-        set_err(err, errlen, "%s: cannot initialise the YAML parser", path);
+        kz_errf(err, errlen, "%s: cannot initialise the YAML parser", path);
         fclose(f);
         return -1;
     }
@@ -451,7 +439,7 @@ int kz_config_load_file(kz_config_t *c, const char *path, char *err, size_t errl
 
     if (!yaml_parser_load(&parser, &doc)) {
         /* problem_mark is where libyaml noticed; marks count from zero. */
-        set_err(err, errlen, "%s: YAML syntax error at line %zu, column %zu: %s%s%s", path,
+        kz_errf(err, errlen, "%s: YAML syntax error at line %zu, column %zu: %s%s%s", path,
                 parser.problem_mark.line + 1, parser.problem_mark.column + 1,
                 parser.problem ? parser.problem : "malformed document",
                 parser.context ? " " : "", parser.context ? parser.context : "");
@@ -477,13 +465,13 @@ int kz_config_load_file(kz_config_t *c, const char *path, char *err, size_t errl
     if (rc == 0) {
         yaml_document_t next;
         if (!yaml_parser_load(&parser, &next)) {
-            set_err(err, errlen, "%s: YAML syntax error at line %zu, column %zu: %s", path,
+            kz_errf(err, errlen, "%s: YAML syntax error at line %zu, column %zu: %s", path,
                     parser.problem_mark.line + 1, parser.problem_mark.column + 1,
                     parser.problem ? parser.problem : "malformed document");
             rc = -1;
         } else {
             if (yaml_document_get_root_node(&next)) {
-                set_err(err, errlen, "%s: only one YAML document is allowed", path);
+                kz_errf(err, errlen, "%s: only one YAML document is allowed", path);
                 rc = -1;
             }
             yaml_document_delete(&next);
@@ -507,16 +495,16 @@ static int next_flag(int argc, char **argv, int *i, char *keybuf, size_t keylen,
     const char *a = argv[*i];
     if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
         if (a[0] == '-')
-            set_err(err, errlen, "unexpected argument '%s': flags start with '--'", a);
+            kz_errf(err, errlen, "unexpected argument '%s': flags start with '--'", a);
         else
-            set_err(err, errlen, "unexpected positional argument '%s'", a);
+            kz_errf(err, errlen, "unexpected positional argument '%s'", a);
         return -1;
     }
     const char *name = a + 2;
     const char *eq = strchr(name, '=');
     size_t n = eq ? (size_t)(eq - name) : strlen(name);
     if (n == 0 || n >= keylen) {
-        set_err(err, errlen, "unknown configuration key '%.*s'", (int)(n < 64 ? n : 64), name);
+        kz_errf(err, errlen, "unknown configuration key '%.*s'", (int)(n < 64 ? n : 64), name);
         return -1;
     }
     memcpy(keybuf, name, n);
@@ -529,7 +517,7 @@ static int next_flag(int argc, char **argv, int *i, char *keybuf, size_t keylen,
     /* "--key value": the next argument is the value unless it is a flag
      * itself (a value starting with "--" must use the --key=value form). */
     if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0) {
-        set_err(err, errlen, "flag --%s needs a value", keybuf);
+        kz_errf(err, errlen, "flag --%s needs a value", keybuf);
         return -1;
     }
     *value = argv[*i + 1];
@@ -568,13 +556,13 @@ int kz_config_finish(kz_config_t *c, char *err, size_t errlen)
         if (o->type == OPT_STRING && (o->flags & OPT_NONEMPTY)) {
             const char *s = *(char **)field(c, o);
             if (!s || !*s) {
-                set_err(err, errlen, "%s must not be empty", o->key);
+                kz_errf(err, errlen, "%s must not be empty", o->key);
                 return -1;
             }
         } else if (o->type == OPT_INT || o->type == OPT_INT64) {
             int64_t v = o->type == OPT_INT ? *(int *)field(c, o) : *(int64_t *)field(c, o);
             if (v < o->min || v > o->max) {
-                set_err(err, errlen, "%s: expected an integer %" PRId64 "..%" PRId64 ", got '%" PRId64 "'",
+                kz_errf(err, errlen, "%s: expected an integer %" PRId64 "..%" PRId64 ", got '%" PRId64 "'",
                         o->key, o->min, o->max, v);
                 return -1;
             }
@@ -582,18 +570,18 @@ int kz_config_finish(kz_config_t *c, char *err, size_t errlen)
     }
 
     if (strcmp(c->session.encryption_key, c->session.refresh_encryption_key) == 0) {
-        set_err(err, errlen,
+        kz_errf(err, errlen,
                 "session.encryption_key and session.refresh_encryption_key must differ");
         return -1;
     }
     if (c->socket.ping_period_ms >= c->socket.pong_wait_ms) {
-        set_err(err, errlen,
+        kz_errf(err, errlen,
                 "socket.ping_period_ms (%d) must be less than socket.pong_wait_ms (%d)",
                 c->socket.ping_period_ms, c->socket.pong_wait_ms);
         return -1;
     }
     if (c->session.single_match && !c->session.single_socket) {
-        set_err(err, errlen, "session.single_match needs session.single_socket");
+        kz_errf(err, errlen, "session.single_match needs session.single_socket");
         return -1;
     }
 

@@ -4,7 +4,6 @@
 
 #include "core/alloc.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -256,18 +255,6 @@ int64_t kz_cron_prev(const kz_cron_t *c, int64_t t)
 
 /* ---- parser ---- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static bool is_digit(char ch)
 {
     return ch >= '0' && ch <= '9';
@@ -303,13 +290,13 @@ static bool unexpected(pstate_t *ps)
     const char *name = FIELDS[ps->f].name;
     char ch = *ps->p;
     if (is_extension(ch))
-        set_err(ps->err, ps->errlen, "%s: '%c' (Quartz extension) is not supported", name, ch);
+        kz_errf(ps->err, ps->errlen, "%s: '%c' (Quartz extension) is not supported", name, ch);
     else if (ch == '\0')
-        set_err(ps->err, ps->errlen, "%s: unexpected end of field", name);
+        kz_errf(ps->err, ps->errlen, "%s: unexpected end of field", name);
     else if ((unsigned char)ch < 0x20 || (unsigned char)ch >= 0x7f)
-        set_err(ps->err, ps->errlen, "%s: unexpected byte 0x%02x", name, (unsigned char)ch);
+        kz_errf(ps->err, ps->errlen, "%s: unexpected byte 0x%02x", name, (unsigned char)ch);
     else
-        set_err(ps->err, ps->errlen, "%s: unexpected character '%c'", name, ch);
+        kz_errf(ps->err, ps->errlen, "%s: unexpected character '%c'", name, ch);
     return false;
 }
 
@@ -325,11 +312,11 @@ static bool parse_value(pstate_t *ps, int *out, bool *named)
             ps->p++;
         }
         if (v >= 100000) {
-            set_err(ps->err, ps->errlen, "%s: number too large", name);
+            kz_errf(ps->err, ps->errlen, "%s: number too large", name);
             return false;
         }
         if (v < FIELDS[ps->f].min || v > FIELDS[ps->f].max) {
-            set_err(ps->err, ps->errlen, "%s: %ld out of range %d-%d", name, v, FIELDS[ps->f].min,
+            kz_errf(ps->err, ps->errlen, "%s: %ld out of range %d-%d", name, v, FIELDS[ps->f].min,
                     FIELDS[ps->f].max);
             return false;
         }
@@ -357,10 +344,10 @@ static bool parse_value(pstate_t *ps, int *out, bool *named)
         for (const char *q = start; q < ps->p; q++)
             ext = ext && (lower(*q) == 'l' || lower(*q) == 'w');
         if (ext)
-            set_err(ps->err, ps->errlen, "%s: '%.*s' (Quartz extension) is not supported", name,
+            kz_errf(ps->err, ps->errlen, "%s: '%.*s' (Quartz extension) is not supported", name,
                     (int)n, start);
         else
-            set_err(ps->err, ps->errlen, "%s: unknown name '%.*s'", name, n > 16 ? 16 : (int)n,
+            kz_errf(ps->err, ps->errlen, "%s: unknown name '%.*s'", name, n > 16 ? 16 : (int)n,
                     start);
         return false;
     }
@@ -372,7 +359,7 @@ static bool parse_step(pstate_t *ps, int *step)
     const char *name = FIELDS[ps->f].name;
     if (!is_digit(*ps->p)) {
         if (*ps->p == '\0' || *ps->p == ',')
-            set_err(ps->err, ps->errlen, "%s: missing step after '/'", name);
+            kz_errf(ps->err, ps->errlen, "%s: missing step after '/'", name);
         else
             unexpected(ps);
         return false;
@@ -383,11 +370,11 @@ static bool parse_step(pstate_t *ps, int *step)
         ps->p++;
     }
     if (v == 0) {
-        set_err(ps->err, ps->errlen, "%s: step must be at least 1", name);
+        kz_errf(ps->err, ps->errlen, "%s: step must be at least 1", name);
         return false;
     }
     if (v >= 100000) {
-        set_err(ps->err, ps->errlen, "%s: step too large", name);
+        kz_errf(ps->err, ps->errlen, "%s: step too large", name);
         return false;
     }
     *step = (int)v;
@@ -401,7 +388,7 @@ static bool parse_item(pstate_t *ps, bits_t *b)
     int lo, hi, step = 1;
     if (*ps->p == '?') {
         if (ps->f != F_DOM && ps->f != F_DOW) {
-            set_err(ps->err, ps->errlen, "%s: '?' is only allowed in day-of-month and day-of-week",
+            kz_errf(ps->err, ps->errlen, "%s: '?' is only allowed in day-of-month and day-of-week",
                     name);
             return false;
         }
@@ -425,7 +412,7 @@ static bool parse_item(pstate_t *ps, bits_t *b)
             if (!parse_value(ps, &hi, &named)) return false;
             if (ps->f == F_DOW && named && hi == 0 && lo > 0) hi = 7; /* FRI-SUN */
             if (lo > hi) {
-                set_err(ps->err, ps->errlen, "%s: range %d-%d is reversed", name, lo, hi);
+                kz_errf(ps->err, ps->errlen, "%s: range %d-%d is reversed", name, lo, hi);
                 return false;
             }
             if (*ps->p == '/') {
@@ -450,7 +437,7 @@ static bool parse_field(kz_cron_t *c, int f, const char *text, char *err, size_t
     bits_t *b = &c->f[f];
     for (;;) {
         if (*ps.p == ',' || *ps.p == '\0') {
-            set_err(err, errlen, "%s: empty list item", FIELDS[f].name);
+            kz_errf(err, errlen, "%s: empty list item", FIELDS[f].name);
             return false;
         }
         if (!parse_item(&ps, b)) return false;
@@ -481,12 +468,12 @@ kz_cron_t *kz_cron_parse(const char *expr, char *err, size_t errlen)
 {
     if (err && errlen) err[0] = '\0';
     if (!expr) {
-        set_err(err, errlen, "empty expression");
+        kz_errf(err, errlen, "empty expression");
         return NULL;
     }
     size_t len = strnlen(expr, KZ_CRON_MAX_LEN + 1);
     if (len > KZ_CRON_MAX_LEN) {
-        set_err(err, errlen, "expression longer than %d bytes", KZ_CRON_MAX_LEN);
+        kz_errf(err, errlen, "expression longer than %d bytes", KZ_CRON_MAX_LEN);
         return NULL;
     }
     char buf[KZ_CRON_MAX_LEN + 1];
@@ -508,22 +495,22 @@ kz_cron_t *kz_cron_parse(const char *expr, char *err, size_t errlen)
             p++;
     }
     if (n == 0) {
-        set_err(err, errlen, "empty expression");
+        kz_errf(err, errlen, "empty expression");
         return NULL;
     }
     if (fields[0][0] == '@') {
         if (n != 1) {
-            set_err(err, errlen, "a macro must be the whole expression");
+            kz_errf(err, errlen, "a macro must be the whole expression");
             return NULL;
         }
         for (size_t i = 0; i < sizeof MACROS / sizeof MACROS[0]; i++)
             if (same_nocase(fields[0], MACROS[i].name))
                 return kz_cron_parse(MACROS[i].expr, err, errlen);
-        set_err(err, errlen, "unknown macro '%.32s'", fields[0]);
+        kz_errf(err, errlen, "unknown macro '%.32s'", fields[0]);
         return NULL;
     }
     if (n < 5 || n > 7) {
-        set_err(err, errlen, "expected 5, 6 or 7 fields, got %s%d", n > 8 ? "more than " : "",
+        kz_errf(err, errlen, "expected 5, 6 or 7 fields, got %s%d", n > 8 ? "more than " : "",
                 n > 8 ? 8 : n);
         return NULL;
     }
