@@ -10,30 +10,30 @@
  *                      [--players 4] [--rate 20] [--duration 10] [--size 32]
  *                      [--format json|protobuf]
  *
- * One thread, one libuv loop; setup uses plain blocking sockets. It speaks
- * the wire protocol directly (HTTP/1.1, RFC 6455 client frames, JSON
- * envelopes or protobuf Envelopes written and read by hand) so it measures
- * the server, not a client library. */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+ * One thread, one libuv loop. Connections are libkzclient's (tools/client:
+ * keep-alive HTTP for the sign-ins, WebSocket with wslay for frames), set
+ * up many at a time; the envelopes are written and read by hand (JSON, or
+ * protobuf Envelopes) so the tool measures the server, not an encoder. */
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 #include <uv.h>
 
+#include "client/client.h"
+
+#define SETUP_CONCURRENCY 64 /* sign-ins and socket opens in flight */
+
 typedef struct player {
-    uv_tcp_t tcp;
+    int index;
     int match;            /* index of its match */
     char match_id[128];
-    char *rbuf;           /* incoming bytes not yet parsed */
-    size_t rlen, rcap;
+    kzc_conn_t *http, *ws;
+    char *token;
+    bool ready;           /* in its match */
     uv_timer_t timer;     /* send pacing */
     uint64_t sent;
 } player_t;
@@ -45,12 +45,13 @@ static struct {
 } opt = {"127.0.0.1", 7350, 10, 4, 20, 10, 32, false};
 
 static player_t *players;
-static int nplayers;
+static int nplayers, next_setup, in_setup, nready;
 static uint64_t delivered, errors;
 static uint64_t *lat;       /* latencies in ns, sampled */
 static size_t nlat, caplat;
 static bool running;
 static uint64_t start_ns, stop_ns;
+static uv_loop_t *loop;
 
 static uint64_t now_ns(void)
 {
@@ -63,129 +64,6 @@ static void die(const char *what)
 {
     fprintf(stderr, "kizuna-relay-bench: %s\n", what);
     exit(1);
-}
-
-/* ---- blocking setup helpers ---------------------------------------------- */
-
-static int dial(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
-    inet_pton(AF_INET, opt.host, &a.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) die("cannot connect to the server");
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
-/* Reads an HTTP response head (and a small body) into buf. */
-static size_t read_response(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    while (n + 1 < cap) {
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r <= 0) break;
-        n += (size_t)r;
-        buf[n] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
-        if (end) {
-            char *cl = strstr(buf, "Content-Length: ");
-            size_t body = cl ? (size_t)atol(cl + 16) : 0;
-            if ((size_t)(end + 4 - buf) + body <= n) break;
-        }
-    }
-    buf[n] = '\0';
-    return n;
-}
-
-/* Signs in device i and copies its session token into token. */
-static void sign_in(int i, char *token, size_t cap)
-{
-    char body[96], req[512], resp[4096];
-    snprintf(body, sizeof body, "{\"id\":\"relay-bench-device-%08d\"}", i);
-    snprintf(req, sizeof req,
-             "POST /v2/account/authenticate/device HTTP/1.1\r\nHost: x\r\n"
-             "Authorization: Basic ZGVmYXVsdGtleTo=\r\nContent-Type: application/json\r\n"
-             "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-             strlen(body), body);
-    int fd = dial();
-    if (write(fd, req, strlen(req)) < 0) die("write failed");
-    read_response(fd, resp, sizeof resp);
-    close(fd);
-    char *t = strstr(resp, "\"token\":\"");
-    if (!t) die("sign-in failed (is the server up, with the default server key?)");
-    t += 9;
-    char *e = strchr(t, '"');
-    if (!e || (size_t)(e - t) >= cap) die("bad token");
-    memcpy(token, t, (size_t)(e - t));
-    token[e - t] = '\0';
-}
-
-/* Opens the socket of player p: TCP, upgrade handshake, blocking. */
-static int ws_open(const char *token)
-{
-    int fd = dial();
-    char req[2560], resp[1024];
-    snprintf(req, sizeof req,
-             "GET /ws?status=false&format=%s&token=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-             "Sec-WebSocket-Version: 13\r\n\r\n",
-             opt.protobuf ? "protobuf" : "json", token);
-    if (write(fd, req, strlen(req)) < 0) die("write failed");
-    size_t n = 0;
-    while (n + 1 < sizeof resp) { /* read exactly the head: frames may follow */
-        if (read(fd, resp + n, 1) != 1) die("handshake failed");
-        n++;
-        if (n >= 4 && memcmp(resp + n - 4, "\r\n\r\n", 4) == 0) break;
-    }
-    resp[n] = '\0';
-    if (strncmp(resp, "HTTP/1.1 101", 12) != 0) die("upgrade refused");
-    return fd;
-}
-
-/* Frames payload as a masked client frame (text for JSON, binary for
- * protobuf) into out; returns its size. */
-static size_t frame(char *out, const char *payload, size_t len)
-{
-    static const uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
-    size_t h = 0;
-    out[h++] = (char)(opt.protobuf ? 0x82 : 0x81);
-    if (len < 126) {
-        out[h++] = (char)(0x80 | len);
-    } else {
-        out[h++] = (char)(0x80 | 126);
-        out[h++] = (char)(len >> 8);
-        out[h++] = (char)len;
-    }
-    memcpy(out + h, mask, 4);
-    h += 4;
-    for (size_t i = 0; i < len; i++) out[h + i] = (char)(payload[i] ^ mask[i & 3]);
-    return h + len;
-}
-
-/* Blocking: sends one envelope and reads the first reply's payload (its
- * length in *rlen). */
-static void request_reply(int fd, const char *env, size_t elen, char *reply, size_t cap, size_t *rlen)
-{
-    char buf[1024];
-    size_t n = frame(buf, env, elen);
-    if (write(fd, buf, n) < 0) die("write failed");
-    uint8_t h[4];
-    if (read(fd, h, 2) != 2) die("no reply");
-    size_t len = h[1] & 0x7f;
-    if (len == 126) {
-        if (read(fd, h + 2, 2) != 2) die("no reply");
-        len = ((size_t)h[2] << 8) | h[3];
-    }
-    if (len >= cap) die("reply too large");
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = read(fd, reply + got, len - got);
-        if (r <= 0) die("no reply");
-        got += (size_t)r;
-    }
-    reply[len] = '\0';
-    *rlen = len;
 }
 
 /* ---- protobuf, by hand --------------------------------------------------- */
@@ -307,67 +185,13 @@ static void on_text(const char *p, size_t len)
     }
 }
 
-static void alloc_cb(uv_handle_t *h, size_t s, uv_buf_t *b)
-{
-    static char buf[65536];
-    b->base = buf;
-    b->len = sizeof buf;
-}
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-    player_t *pl = (player_t *)s;
-    if (n < 0) {
-        if (running) errors++;
-        uv_read_stop(s);
-        return;
-    }
-    if (pl->rlen + (size_t)n > pl->rcap) {
-        pl->rcap = (pl->rlen + (size_t)n) * 2;
-        pl->rbuf = realloc(pl->rbuf, pl->rcap);
-    }
-    memcpy(pl->rbuf + pl->rlen, b->base, (size_t)n);
-    pl->rlen += (size_t)n;
-    size_t off = 0;
-    for (;;) {
-        if (pl->rlen - off < 2) break;
-        uint8_t *h = (uint8_t *)pl->rbuf + off;
-        size_t len = h[1] & 0x7f, hl = 2;
-        if (len == 126) {
-            if (pl->rlen - off < 4) break;
-            len = ((size_t)h[2] << 8) | h[3];
-            hl = 4;
-        } else if (len == 127) {
-            if (pl->rlen - off < 10) break;
-            len = 0;
-            for (int i = 0; i < 8; i++) len = (len << 8) | h[2 + i];
-            hl = 10;
-        }
-        if (pl->rlen - off < hl + len) break;
-        if ((h[0] & 0x0f) == 0x1) on_text(pl->rbuf + off + hl, len);
-        if ((h[0] & 0x0f) == 0x2) on_binary((const uint8_t *)pl->rbuf + off + hl, len);
-        off += hl + len;
-    }
-    memmove(pl->rbuf, pl->rbuf + off, pl->rlen - off);
-    pl->rlen -= off;
-}
-
-typedef struct {
-    uv_write_t req;
-    char data[];
-} wreq_t;
-
-static void on_written(uv_write_t *r, int status)
-{
-    if (status < 0 && running) errors++;
-    free(r);
-}
+/* ---- sending ------------------------------------------------------------ */
 
 static void send_tick(uv_timer_t *t)
 {
     player_t *pl = t->data;
     if (!running) return;
-    /* Payload: 8-byte send time, padded to opt.size, base64. */
+    /* Payload: 8-byte send time, padded to opt.size. */
     uint8_t raw[1024] = {0};
     uint64_t ts = now_ns();
     memcpy(raw, &ts, 8);
@@ -381,29 +205,23 @@ static void send_tick(uv_timer_t *t)
         inner[il++] = 0x01;
         il += put_bytes(inner + il, 3, raw, rl);
         el = (int)put_bytes(env, 15, inner, il);
-        goto send;
+    } else {
+        char data[1400];
+        size_t dl = 0;
+        for (size_t i = 0; i < rl; i += 3) {
+            uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)(i + 1 < rl ? raw[i + 1] : 0) << 8 |
+                         (i + 2 < rl ? raw[i + 2] : 0);
+            data[dl++] = b64[(v >> 18) & 63];
+            data[dl++] = b64[(v >> 12) & 63];
+            data[dl++] = i + 1 < rl ? b64[(v >> 6) & 63] : '=';
+            data[dl++] = i + 2 < rl ? b64[v & 63] : '=';
+        }
+        data[dl] = '\0';
+        el = snprintf(env, sizeof env,
+                      "{\"match_data_send\":{\"match_id\":\"%s\",\"op_code\":\"1\",\"data\":\"%s\"}}",
+                      pl->match_id, data);
     }
-    char data[1400];
-    size_t dl = 0;
-    for (size_t i = 0; i < rl; i += 3) {
-        uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)(i + 1 < rl ? raw[i + 1] : 0) << 8 |
-                     (i + 2 < rl ? raw[i + 2] : 0);
-        data[dl++] = b64[(v >> 18) & 63];
-        data[dl++] = b64[(v >> 12) & 63];
-        data[dl++] = i + 1 < rl ? b64[(v >> 6) & 63] : '=';
-        data[dl++] = i + 2 < rl ? b64[v & 63] : '=';
-    }
-    data[dl] = '\0';
-    el = snprintf(env, sizeof env, "{\"match_data_send\":{\"match_id\":\"%s\",\"op_code\":\"1\",\"data\":\"%s\"}}",
-                  pl->match_id, data);
-send:;
-    wreq_t *w = malloc(sizeof *w + (size_t)el + 16);
-    size_t fl = frame(w->data, env, (size_t)el);
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)fl);
-    if (uv_write(&w->req, (uv_stream_t *)&pl->tcp, &b, 1, on_written) != 0) {
-        free(w);
-        errors++;
-    }
+    if (kzc_ws_send(pl->ws, opt.protobuf, env, (size_t)el) != 0) errors++;
     pl->sent++;
 }
 
@@ -411,11 +229,158 @@ static void on_stop(uv_timer_t *t)
 {
     running = false;
     stop_ns = now_ns();
-    for (int i = 0; i < nplayers; i++) {
-        uv_timer_stop(&players[i].timer);
-        uv_read_stop((uv_stream_t *)&players[i].tcp);
-    }
     uv_stop(t->loop);
+}
+
+/* ---- setup --------------------------------------------------------------- */
+
+static void start_run(void);
+static void setup_next(void);
+
+/* Sends player p's match_create (the first of its match) or match_join
+ * (the others, once the first one's match id is known), cid "1". */
+static void send_enter(player_t *pl)
+{
+    char env[256];
+    size_t el;
+    player_t *first = &players[pl->index - pl->index % opt.players];
+    if (pl != first && !first->ready) return; /* the creator's reply sends it */
+    if (opt.protobuf) {
+        /* Envelope{cid(1) "1", match_create(13) {}} or
+         * Envelope{cid "1", match_join(16) {match_id(1)}}; the reply's
+         * match (12) carries match_id (1). */
+        el = put_bytes(env, 1, "1", 1);
+        if (pl == first) {
+            el += put_bytes(env + el, 13, "", 0);
+        } else {
+            char inner[160];
+            size_t il = put_bytes(inner, 1, first->match_id, strlen(first->match_id));
+            el += put_bytes(env + el, 16, inner, il);
+        }
+    } else if (pl == first) {
+        el = (size_t)snprintf(env, sizeof env, "{\"cid\":\"1\",\"match_create\":{}}");
+    } else {
+        el = (size_t)snprintf(env, sizeof env, "{\"cid\":\"1\",\"match_join\":{\"match_id\":\"%s\"}}",
+                              first->match_id);
+    }
+    if (kzc_ws_send(pl->ws, opt.protobuf, env, el) != 0) die("cannot send on a new socket");
+}
+
+/* The reply to match_create / match_join (cid "1"): the match id. */
+static void on_setup_reply(player_t *pl, bool binary, const char *p, size_t len)
+{
+    if (binary) {
+        const uint8_t *m, *id;
+        size_t ml, idl;
+        if (!pb_find((const uint8_t *)p, len, 12, &m, &ml) || !pb_find(m, ml, 1, &id, &idl) ||
+            idl >= sizeof pl->match_id)
+            die("match_create/match_join failed");
+        memcpy(pl->match_id, id, idl);
+        pl->match_id[idl] = '\0';
+    } else {
+        const char *m = memmem(p, len, "\"match_id\":\"", 12);
+        const char *e = m ? memchr(m + 12, '"', len - (size_t)(m + 12 - p)) : NULL;
+        if (!e || (size_t)(e - m - 12) >= sizeof pl->match_id) {
+            fprintf(stderr, "reply: %.*s\n", (int)len, p);
+            die("match_create/match_join failed");
+        }
+        memcpy(pl->match_id, m + 12, (size_t)(e - m - 12));
+        pl->match_id[e - m - 12] = '\0';
+    }
+    pl->ready = true;
+    nready++;
+    in_setup--;
+    if (pl->index % opt.players == 0) /* the joiners waiting for this match */
+        for (int i = pl->index + 1; i < pl->index + opt.players; i++)
+            if (players[i].ws && kzc_ws_is_open(players[i].ws) && !players[i].ready) send_enter(&players[i]);
+    if (nready == nplayers)
+        start_run();
+    else
+        setup_next();
+}
+
+static void on_message(kzc_conn_t *c, bool binary, const char *p, size_t len, void *arg)
+{
+    player_t *pl = arg;
+    if (!pl->ready) {
+        bool reply = binary ? len >= 3 && (uint8_t)p[0] == 0x0a && p[1] == 1 && p[2] == '1'
+                            : memmem(p, len, "\"cid\":\"1\"", 9) != NULL;
+        if (reply) on_setup_reply(pl, binary, p, len);
+        return;
+    }
+    if (binary)
+        on_binary((const uint8_t *)p, len);
+    else
+        on_text(p, len);
+}
+
+static void on_open(kzc_conn_t *c, void *arg)
+{
+    send_enter(arg);
+}
+
+static void on_close(kzc_conn_t *c, int code, const char *reason, void *arg)
+{
+    if (!running && nready < nplayers) {
+        fprintf(stderr, "kizuna-relay-bench: socket: %s\n", reason);
+        die("a socket closed during setup");
+    }
+    if (running) errors++;
+}
+
+static const kzc_ws_cbs_t ws_cbs = {on_open, on_message, on_close};
+
+static kzc_target_t target(void)
+{
+    return (kzc_target_t){.host = opt.host, .port = opt.port, .timeout_ms = 30000};
+}
+
+static void on_signed_in(kzc_conn_t *c, int status, const char *body, size_t len, const char *err, void *arg)
+{
+    player_t *pl = arg;
+    const char *t = status == 200 ? strstr(body, "\"token\":\"") : NULL;
+    const char *e = t ? strchr(t + 9, '"') : NULL;
+    if (!e) {
+        fprintf(stderr, "kizuna-relay-bench: sign-in: %s\n", err ? err : body);
+        die("sign-in failed (is the server up, with the default server key?)");
+    }
+    char path[2560];
+    snprintf(path, sizeof path, "/ws?status=false&format=%s&token=%.*s", opt.protobuf ? "protobuf" : "json",
+             (int)(e - t - 9), t + 9);
+    kzc_free(pl->http);
+    pl->http = NULL;
+    kzc_target_t tg = target();
+    pl->ws = kzc_ws_open(loop, &tg, path, &ws_cbs, pl);
+}
+
+/* Starts the setup of the next players, SETUP_CONCURRENCY at a time. */
+static void setup_next(void)
+{
+    while (in_setup < SETUP_CONCURRENCY && next_setup < nplayers) {
+        player_t *pl = &players[next_setup++];
+        char body[96];
+        int bl = snprintf(body, sizeof body, "{\"id\":\"relay-bench-device-%08d\"}", pl->index);
+        kzc_target_t tg = target();
+        pl->http = kzc_http_new(loop, &tg);
+        kzc_http_request(pl->http, "POST", "/v2/account/authenticate/device", "Basic ZGVmYXVsdGtleTo=", body,
+                         (size_t)bl, on_signed_in, pl);
+        in_setup++;
+    }
+}
+
+static void start_run(void)
+{
+    /* Presence events of the joins may still be arriving: they are not
+     * counted (running is still false). */
+    uv_run(loop, UV_RUN_NOWAIT);
+    running = true;
+    start_ns = now_ns();
+    uint64_t period = 1000 / (uint64_t)opt.rate;
+    if (!period) period = 1;
+    for (int i = 0; i < nplayers; i++) uv_timer_start(&players[i].timer, send_tick, (uint64_t)(i % 50), period);
+    static uv_timer_t stop;
+    uv_timer_init(loop, &stop);
+    uv_timer_start(&stop, on_stop, (uint64_t)opt.duration * 1000, 0);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -450,73 +415,17 @@ int main(int argc, char **argv)
         die("bad values: matches >= 1, players >= 2, rate >= 1, duration >= 1, size 8..1000");
     nplayers = opt.matches * opt.players;
     players = calloc((size_t)nplayers, sizeof *players);
-    uv_loop_t *loop = uv_default_loop();
-    char token[2048], reply[4096];
+    signal(SIGPIPE, SIG_IGN); /* a socket the server closed fails with EPIPE instead */
+    loop = uv_default_loop();
     for (int i = 0; i < nplayers; i++) {
-        player_t *pl = &players[i];
-        pl->match = i / opt.players;
-        sign_in(i, token, sizeof token);
-        int fd = ws_open(token);
-        size_t rlen;
-        if (opt.protobuf) {
-            /* Envelope{cid(1) "1", match_create(13) {}} or
-             * Envelope{cid "1", match_join(16) {match_id(1)}}; the reply's
-             * match (12) carries match_id (1). */
-            char env[256];
-            size_t el = put_bytes(env, 1, "1", 1);
-            if (i % opt.players == 0) {
-                el += put_bytes(env + el, 13, "", 0);
-            } else {
-                char inner[160];
-                const char *id = players[i - i % opt.players].match_id;
-                size_t il = put_bytes(inner, 1, id, strlen(id));
-                el += put_bytes(env + el, 16, inner, il);
-            }
-            request_reply(fd, env, el, reply, sizeof reply, &rlen);
-            const uint8_t *m, *id;
-            size_t ml, idl;
-            if (!pb_find((const uint8_t *)reply, rlen, 12, &m, &ml) || !pb_find(m, ml, 1, &id, &idl) ||
-                idl >= sizeof pl->match_id)
-                die("match_create/match_join failed");
-            memcpy(pl->match_id, id, idl);
-        } else {
-            if (i % opt.players == 0) {
-                const char *env = "{\"cid\":\"1\",\"match_create\":{}}";
-                request_reply(fd, env, strlen(env), reply, sizeof reply, &rlen);
-            } else {
-                char env[256];
-                snprintf(env, sizeof env, "{\"cid\":\"1\",\"match_join\":{\"match_id\":\"%s\"}}",
-                         players[i - i % opt.players].match_id);
-                request_reply(fd, env, strlen(env), reply, sizeof reply, &rlen);
-            }
-            char *m = strstr(reply, "\"match_id\":\"");
-            if (!m) {
-                fprintf(stderr, "reply: %s\n", reply);
-                die("match_create/match_join failed");
-            }
-            m += 12;
-            size_t ml = (size_t)(strchr(m, '"') - m);
-            memcpy(pl->match_id, m, ml);
-        }
-        uv_tcp_init(loop, &pl->tcp);
-        uv_tcp_open(&pl->tcp, fd);
-        uv_timer_init(loop, &pl->timer);
-        pl->timer.data = pl;
+        players[i].index = i;
+        players[i].match = i / opt.players;
+        uv_timer_init(loop, &players[i].timer);
+        players[i].timer.data = &players[i];
     }
-    /* Presence events of the joins may still be arriving: let them. */
-    running = false;
-    for (int i = 0; i < nplayers; i++) uv_read_start((uv_stream_t *)&players[i].tcp, alloc_cb, on_read);
-    uv_run(loop, UV_RUN_NOWAIT);
-    running = true;
-    start_ns = now_ns();
-    uint64_t period = 1000 / (uint64_t)opt.rate;
-    if (!period) period = 1;
-    for (int i = 0; i < nplayers; i++)
-        uv_timer_start(&players[i].timer, send_tick, (uint64_t)(i % 50), period);
-    uv_timer_t stop;
-    uv_timer_init(loop, &stop);
-    uv_timer_start(&stop, on_stop, (uint64_t)opt.duration * 1000, 0);
+    setup_next();
     uv_run(loop, UV_RUN_DEFAULT);
+    if (!start_ns) die("setup did not finish");
 
     uint64_t sent = 0;
     for (int i = 0; i < nplayers; i++) sent += players[i].sent;
