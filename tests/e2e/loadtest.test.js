@@ -11,7 +11,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { useServer } from './lib/fixture.js';
-import { REPO_ROOT, serverBinary } from './lib/server.js';
+import { REPO_ROOT, serverBinary, startServer, freePort } from './lib/server.js';
+import net from 'node:net';
 
 const ctx = useServer({
   args: ['--workers', '2', '--matchmaker.interval_sec', '1',
@@ -65,6 +66,30 @@ profiles:
           do:
             - match_send: {size: 16}
       - match_leave:
+`;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Writes a scenario into a fresh temp dir; returns {dir, file}. */
+function scenario(text) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kz-lt-'));
+  const file = path.join(dir, 'scenario.yaml');
+  fs.writeFileSync(file, text);
+  return { dir, file };
+}
+
+const SMALL = (bots, extra = '') => `
+name: small
+bots: ${bots}
+arrival: {rate: 200}
+duration: 30s
+${extra}
+profiles:
+  - name: p
+    steps:
+      - auth:
+      - socket:
+      - rpc: {id: echo, payload: '{"bot": {bot}}', via: socket}
 `;
 
 function run(args) {
@@ -133,6 +158,82 @@ describe('kizuna-loadtest', () => {
       assert.match(r.out, /bad\.yaml:7/);
       assert.match(r.out, /fly/);
     } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('distributed: an agent and local workers share the bots', async () => {
+    const port = await freePort();
+    const agent = spawn(TOOL, ['agent', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let agentOut = '';
+    agent.stdout.on('data', (d) => { agentOut += d; });
+    agent.stderr.on('data', (d) => { agentOut += d; });
+    const { dir, file } = scenario(SMALL(12));
+    try {
+      // the agent listens once it has started
+      for (let i = 0; ; i++) {
+        const ok = await new Promise((resolve) => {
+          const c = net.connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); });
+          c.on('error', () => resolve(false));
+        });
+        if (ok) break;
+        assert.ok(i < 200, `the agent did not listen:\n${agentOut}`);
+        await sleep(25);
+      }
+      const json = path.join(dir, 'report.json');
+      const r = await run(['run', file, '--port', String(ctx.srv.port), '--agents', `127.0.0.1:${port}`, '--local',
+        '--processes', '1', '--report-json', json, '--quiet']);
+      assert.equal(r.code, 0, `exit ${r.code}:\n${r.out}\nagent:\n${agentOut}`);
+      const rep = JSON.parse(fs.readFileSync(json, 'utf8'));
+      assert.equal(rep.info.agents, 1);
+      assert.ok(rep.info.processes >= 2, `processes: ${rep.info.processes}`);
+      assert.equal(rep.summary.counters.bots_finished, 12);
+      assert.equal(rep.summary.counters.bots_failed, 0);
+      assert.equal(rep.summary.ops.rpc.count, 12);
+      assert.equal(rep.summary.ops.rpc.errors, 0);
+    } finally {
+      agent.kill('SIGTERM');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("soak: the server's memory and connections are sampled and judged", async () => {
+    const mport = await freePort();
+    const srv = await startServer({ args: ['--metrics.prometheus_port', String(mport),
+      '--runtime.path', path.join(REPO_ROOT, 'bench', 'modules')] });
+    const { dir, file } = scenario(`
+name: soak
+bots: 6
+arrival: {rate: 100}
+duration: 3s
+soak: {metrics_url: "http://127.0.0.1:${mport}/metrics", every: 500ms}
+profiles:
+  - name: idler
+    steps:
+      - auth:
+      - socket:
+      - wait: {for: end}
+`);
+    try {
+      const json = path.join(dir, 'report.json');
+      const r = await run(['run', file, '--port', String(srv.port), '--report-json', json, '--quiet']);
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, /soak/i);
+      const rep = JSON.parse(fs.readFileSync(json, 'utf8'));
+      assert.equal(rep.summary.counters.bots_finished, 6);
+      const samples = rep.soak.samples;
+      assert.ok(samples.length >= 2, `samples: ${JSON.stringify(samples)}`);
+      for (const [t, rss, conns] of samples) {
+        assert.ok(Number.isInteger(t) && t >= 0);
+        assert.ok(rss > 1e6 && rss < 4e9, `rss ${rss}`);
+        assert.ok(conns >= 0);
+      }
+      assert.equal(rep.soak.failures, 0);
+      assert.equal(typeof rep.soak.verdict.text, 'string');
+      await srv.stop();
+    } finally {
+      if (!srv.exit) await srv.kill();
+      srv.cleanup();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });

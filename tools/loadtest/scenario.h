@@ -15,7 +15,9 @@
  * result.
  *
  * Strings marked "template" may contain {bot} (global bot index), {group}
- * (bot index / the step's group_size) and {run} (the run id); anything else,
+ * (the bot's index among the bots of its profile / the step's group_size,
+ * so a group is filled by one profile's bots; tools/loadtest/bot.c) and
+ * {run} (the run id); anything else,
  * braces included, is copied as it is (so JSON payloads need no escaping).
  * lt_template_render expands them. */
 #ifndef KZ_LOADTEST_SCENARIO_H
@@ -255,7 +257,7 @@ int lt_template_render(const char *tpl, int64_t bot, int64_t group, const char *
                        size_t cap);
 
 /* The step's group_size where it has one (chat_join, match, am_match), else
- * 1: the {group} of bot b in that step is b / lt_step_group_size(step). */
+ * 1: the {group} of a bot in that step is its index within its profile / lt_step_group_size(step). */
 int lt_step_group_size(const lt_step_t *step);
 
 /* The YAML name of a step kind ("chat_join"); "?" for a bad value. */
