@@ -162,7 +162,7 @@ Test(lt_report, html)
     lt_run_t *run = sample_run();
     lt_soak_t soak;
     lt_soak_init(&soak);
-    for (int i = 0; i <= 10; i++) lt_soak_add(&soak, i * 1000, (50.0 + i) * 1024 * 1024, 20 + i);
+    for (int i = 0; i <= 10; i++) lt_soak_add(&soak, i * 1000, (50.0 + i) * 1024 * 1024, 20 + i % 2);
     char *h = lt_report_html(run, &soak, &info);
     cr_assert(strncmp(h, "<!DOCTYPE html>\n", 16) == 0);
     /* Self-contained: no scripts, no external resources. */

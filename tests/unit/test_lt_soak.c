@@ -62,7 +62,7 @@ static void fill(lt_soak_t *s, double hours, double step_s, double (*rss)(double
 {
     int i = 0;
     for (double t = 0; t <= hours * 3600 + 1e-9; t += step_s, i++)
-        cr_assert_eq(lt_soak_add(s, (int64_t)(t * 1000), rss(t, i), 100 + i), 0);
+        cr_assert_eq(lt_soak_add(s, (int64_t)(t * 1000), rss(t, i), 1000 + i % 13), 0); /* a steady load */
 }
 
 static double flat(double t, int i)
@@ -102,7 +102,7 @@ Test(lt_soak, verdict_flat)
     cr_assert_eq(v.median_rss, 100 * MIB);
     cr_assert_eq(v.slope, 0);
     cr_assert_eq(v.mib_per_hour, 0);
-    cr_assert_eq(v.peak_conns, 112);
+    cr_assert_eq(v.peak_conns, 1012);
     char line[256];
     lt_soak_describe(&v, line, sizeof line);
     cr_assert_str_eq(line, "soak: RSS 100.0 MiB -> 100.0 MiB, +0.00 MiB/hour over the second half "
@@ -163,6 +163,28 @@ Test(lt_soak, verdict_noisy_and_warmup)
     cr_assert_eq(v.slope, 0);
     cr_assert_eq(v.first_rss, 50 * MIB);
     lt_soak_free(&s);
+}
+
+Test(lt_soak, verdict_not_judged_while_the_load_changes)
+{
+    /* sockets still arriving in the second half: RSS follows them */
+    lt_soak_t s;
+    lt_soak_init(&s);
+    for (int i = 0; i <= 12; i++)
+        lt_soak_add(&s, (int64_t)i * 5000, 12 * MIB + 2000.0 * 1500 * i, 1500 * i);
+    lt_soak_verdict_t v;
+    lt_soak_judge(&s, &v);
+    cr_assert(!v.judged);
+    cr_assert(!v.growing);
+    cr_assert(v.load_changing);
+    cr_assert_eq(v.conns_min, 9000);
+    cr_assert_eq(v.conns_max, 18000);
+    char line[256];
+    lt_soak_describe(&v, line, sizeof line);
+    cr_assert_str_eq(line, "soak: not judged: the server's connections went from 9000 to 18000 over the "
+                           "second half (memory follows the load; hold a steady load longer)");
+    lt_soak_free(&s);
+    /* connections within 10% of their highest keep the verdict: see verdict_flat */
 }
 
 Test(lt_soak, verdict_not_enough)

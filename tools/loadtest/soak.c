@@ -141,6 +141,7 @@ void lt_soak_judge(const lt_soak_t *s, lt_soak_verdict_t *out)
 {
     memset(out, 0, sizeof *out);
     out->peak_conns = -1;
+    out->conns_min = out->conns_max = -1;
     int64_t t0 = 0, t1 = 0;
     size_t nrss = 0;
     for (size_t i = 0; i < s->n; i++) {
@@ -168,6 +169,10 @@ void lt_soak_judge(const lt_soak_t *s, lt_soak_verdict_t *out)
         const lt_soak_sample_t *x = &s->v[i];
         if (x->rss_bytes < 0 || (double)x->t_ms < mid) continue;
         double t = (double)x->t_ms / 1000;
+        if (x->conns >= 0) {
+            if (out->conns_min < 0 || x->conns < out->conns_min) out->conns_min = x->conns;
+            if (x->conns > out->conns_max) out->conns_max = x->conns;
+        }
         if (n == 0 || t < tmin) tmin = t;
         if (n == 0 || t > tmax) tmax = t;
         st += t;
@@ -191,6 +196,10 @@ void lt_soak_judge(const lt_soak_t *s, lt_soak_verdict_t *out)
     out->median_rss = n % 2 ? ys[n / 2] : (ys[n / 2 - 1] + ys[n / 2]) / 2;
     free(ys);
     if (sxx <= 0) return; /* every sample at one instant */
+    if (out->conns_max > 0 && out->conns_max - out->conns_min > LT_SOAK_LOAD_LIMIT * out->conns_max) {
+        out->load_changing = true; /* a ramp is no leak: memory follows the sockets */
+        return;
+    }
     out->judged = true;
     out->slope = sxy / sxx;
     out->growth = out->slope * (tmax - tmin);
@@ -201,6 +210,11 @@ void lt_soak_judge(const lt_soak_t *s, lt_soak_verdict_t *out)
 int lt_soak_describe(const lt_soak_verdict_t *v, char *out, size_t cap)
 {
     const double mib = 1024.0 * 1024.0;
+    if (v->load_changing)
+        return snprintf(out, cap,
+                        "soak: not judged: the server's connections went from %.0f to %.0f over the second "
+                        "half (memory follows the load; hold a steady load longer)",
+                        v->conns_min, v->conns_max);
     if (!v->judged)
         return snprintf(out, cap, "soak: not enough samples (%zu in the second half, need %d)",
                         v->samples, LT_SOAK_MIN_SAMPLES);

@@ -17,6 +17,8 @@
 #define LT_SOAK_MAX_SAMPLES 1000000 /* later samples are dropped (lt_soak_add returns -1) */
 #define LT_SOAK_MIN_SAMPLES 4       /* samples needed in the second half for a verdict */
 #define LT_SOAK_GROWTH_LIMIT 0.10   /* rise over the half / median RSS that counts as growth */
+#define LT_SOAK_LOAD_LIMIT 0.10     /* server connections varying more than this over the half
+                                       (of their highest value): memory follows the load, no verdict */
 
 /* What lt_prom_parse found (bits of its result). */
 #define LT_PROM_RSS 0x1   /* process_resident_memory_bytes */
@@ -50,7 +52,9 @@ int lt_soak_add(lt_soak_t *s, int64_t t_ms, double rss_bytes, double conns);
 void lt_soak_fail(lt_soak_t *s);
 
 typedef struct {
-    bool judged;        /* false: too few RSS samples in the second half */
+    bool judged;        /* false: too few RSS samples in the second half, or the load changed */
+    bool load_changing; /* the server's connections varied past LT_SOAK_LOAD_LIMIT over the half */
+    double conns_min, conns_max; /* server connections over the second half (-1: none) */
     bool growing;       /* judged and growth > LT_SOAK_GROWTH_LIMIT * median */
     size_t samples;     /* RSS samples in the second half */
     double median_rss;  /* bytes, over the second half */
@@ -67,7 +71,9 @@ void lt_soak_judge(const lt_soak_t *s, lt_soak_verdict_t *out);
 
 /* One line: "soak: RSS 41.2 MiB -> 43.0 MiB, +1.10 MiB/hour over the second
  * half (12 samples, median 42.5 MiB): no growth" / "...: GROWING (+15.3% of
- * the median)" / "soak: not enough samples (2 in the second half, need 4)". */
+ * the median)" / "soak: not enough samples (2 in the second half, need 4)" /
+ * "soak: not judged: the server's connections went from 15012 to 19801 over
+ * the second half (memory follows the load; hold a steady load longer)". */
 int lt_soak_describe(const lt_soak_verdict_t *v, char *out, size_t cap);
 
 /* {"samples":[[t_ms,rss,conns],...],"failures":N,"verdict":{...}} (negative
