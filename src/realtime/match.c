@@ -426,8 +426,9 @@ static void leave_relayed(sess_entry_t *e, match_t *m, kz_rt_sess_t *s)
     match_release(m); /* the index's */
 }
 
-/* session.single_match: before s joins the match keep (a full match id),
- * it leaves every other match, relayed and authoritative. */
+/* session.single_match: before s joins the match keep (a full match id,
+ * canonical: lower-case dashed uuid), it leaves every other match, relayed
+ * and authoritative. */
 static void single_match_leave(kz_rt_sess_t *s, const char *keep)
 {
     if (!s->app->cfg->session.single_match) return;
@@ -503,7 +504,9 @@ void kz_rt_match_join(kz_ws_t *ws, kz_rt_sess_t *s, const char *cid, json_t *msg
         kz_rt_error(ws, cid, KZ_RT_BAD_INPUT, "Invalid match ID");
         return;
     }
-    single_match_leave(s, match_id);
+    char canon[128]; /* the id as the server spells it: uuid forms differ */
+    snprintf(canon, sizeof canon, "%s.%s", id, node);
+    single_match_leave(s, canon);
     if (*node) { /* authoritative: realtime/authoritative.c */
         kz_am_join(ws, s, cid, match_id, v[2]);
         return;

@@ -81,6 +81,12 @@ describe('session.single_match', () => {
     await y.socket.joinMatch(m2.match_id);
     await until(() => x.presence.some((e) => e.match_id === m2.match_id &&
       (e.joins || []).some((j) => j.user_id === y.session.user_id)), 'x to see y join m2');
+    // joining the match one is in, with the id in upper case, keeps one in it
+    const again = await x.socket.joinMatch(m2.match_id.toUpperCase());
+    assert.equal(again.match_id, m2.match_id.toUpperCase());
+    await x.socket.sendMatchState(m2.match_id, 5, 'after');
+    await until(() => y.data.some((d) => d.match_id === m2.match_id && d.op_code === 5), 'y to get the data');
+    assert.ok(!leftBy(y, m2.match_id, x.session.user_id), 'x did not leave m2');
     const listed = await ctx.client.listMatches(x.session, 100, false);
     const ids = (listed.matches || []).map((m) => m.match_id);
     assert.ok(ids.includes(m2.match_id));
