@@ -474,18 +474,24 @@ out:
 static void close_older_sockets(rt_session_t *s)
 {
     kz_rt_sess_t **all;
-    int n = kz_rt_user_sessions(s->uid, &all);
+    int n = kz_rt_user_sessions(s->uid, &all), k = 0;
     for (int i = 0; i < n; i++) {
-        if (all[i] != s) {
-            kz_notification_t note = {.user_id = s->uid, .subject = "single_socket", .content = "{}",
-                                      .code = KZ_NOTIFY_SINGLE_SOCKET, .create_time = kz_now_ms()};
-            kz_uuid_v4(note.id);
-            const kz_notification_t *one = &note;
-            kz_rt_out_t *f = kz_rt_out(kz_rt_envelope(NULL, "notifications", kz_rt_notifications_json(&one, 1)));
-            kz_rt_send(all[i], f);
-            kz_rt_out_free(f);
-            kz_rt_sess_disconnect(all[i], 1000, "");
-        }
+        if (all[i] != s)
+            all[k++] = all[i];
+        else
+            kz_rt_sess_release(all[i]);
+    }
+    if (k) {
+        kz_notification_t note = {.user_id = s->uid, .subject = "single_socket", .content = "{}",
+                                  .code = KZ_NOTIFY_SINGLE_SOCKET, .create_time = kz_now_ms()};
+        kz_uuid_v4(note.id);
+        const kz_notification_t *one = &note;
+        kz_rt_out_t *f = kz_rt_out(kz_rt_envelope(NULL, "notifications", kz_rt_notifications_json(&one, 1)));
+        kz_rt_send_many(all, k, f);
+        kz_rt_out_free(f);
+    }
+    for (int i = 0; i < k; i++) {
+        kz_rt_sess_disconnect(all[i], 1000, "");
         kz_rt_sess_release(all[i]);
     }
     kz_free(all);
