@@ -213,6 +213,38 @@ Test(lt_bot, socket_closed_while_waiting)
     cr_assert_eq(st->counters[LT_C_BOTS_FAILED], 1);
 }
 
+Test(lt_bot, disconnect_with_close_handshake)
+{
+    load("profiles:\n  - name: p\n    steps:\n      - auth:\n      - socket:\n      - disconnect:\n");
+    static char closef[8];
+    size_t cn = 0;
+    script_frame(closef, &cn, 0x8, true, "\x03\xe8", 2); /* 1000, echoed */
+    const act_t http[] = {DO(A_REQ), SEND(auth_ok, sizeof auth_ok - 1), DO(A_END)};
+    const act_t ws[] = {DO(A_REQ), DO(A_ACCEPT), DO(A_FRAME), SEND(closef, cn), DO(A_END)};
+    srv.progs[0] = http;
+    srv.progs[1] = ws;
+    run_bot();
+    cr_assert_eq(srv.frames[0].opcode, 0x8);
+    cr_assert_eq(st->counters[LT_C_BOTS_FINISHED], 1);
+    cr_assert_eq(st->counters[LT_C_BOTS_FAILED], 0);
+    cr_assert_null(lt_stats_find(st, "disconnect"));
+}
+
+Test(lt_bot, disconnect_without_close_reply_is_an_error)
+{
+    load("profiles:\n  - name: p\n    steps:\n      - auth:\n      - socket:\n      - disconnect:\n");
+    /* The server takes our close frame and drops the connection without
+     * answering it: an abnormal close (1006), not a clean disconnect. */
+    const act_t http[] = {DO(A_REQ), SEND(auth_ok, sizeof auth_ok - 1), DO(A_END)};
+    const act_t ws[] = {DO(A_REQ), DO(A_ACCEPT), DO(A_FRAME), DO(A_CLOSE)};
+    srv.progs[0] = http;
+    srv.progs[1] = ws;
+    run_bot();
+    cr_assert_eq(errors_of("disconnect", "closed 1006"), 1);
+    cr_assert_eq(st->counters[LT_C_BOTS_FAILED], 1);
+    cr_assert_eq(st->counters[LT_C_BOTS_FINISHED], 0);
+}
+
 Test(lt_bot, stop_counts_a_waiting_bot_as_finished)
 {
     load("profiles:\n  - name: p\n    steps:\n      - auth:\n      - wait: {for: end}\n");

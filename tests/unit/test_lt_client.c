@@ -307,6 +307,7 @@ typedef struct {
     int close_after; /* close with 1000 once this many messages arrived (0: no) */
     int free_after;  /* kzc_free once this many arrived (0: no) */
     int send_on_open;
+    bool null_data; /* on_message got data == NULL */
 } wsrec_t;
 
 static wsrec_t rec;
@@ -326,6 +327,10 @@ static void ws_on_open(kzc_conn_t *c, void *arg)
 static void ws_on_message(kzc_conn_t *c, bool binary, const char *data, size_t len, void *arg)
 {
     cr_assert_lt(rec.nmsgs, 8);
+    if (!data) {
+        rec.null_data = true;
+        data = "";
+    }
     memcpy(rec.msgs[rec.nmsgs], data, len < 511 ? len : 511);
     rec.binary[rec.nmsgs] = binary;
     rec.lens[rec.nmsgs] = len;
@@ -446,6 +451,35 @@ Test(lt_client, ws_client_close_handshake)
     cr_assert_eq(srv.frames[0].opcode, 0x8);
     cr_assert_eq(srv.frames[0].len, 2);
     cr_assert_eq(kzc_ws_send(c, false, "x", 1), -1, "no sends after the close");
+    kzc_free(c);
+}
+
+Test(lt_client, ws_empty_messages_are_empty_strings)
+{
+    /* Empty data messages on both paths: whole frames (straight from the
+     * read buffer), a fragmented one and one split in 1-byte pieces (wslay).
+     * Each arrives as data != NULL, len 0. */
+    static char whole[64], split[64], closef[16];
+    size_t n = 0, sn = 0, cn = 0;
+    script_frame(whole, &n, 0x1, true, "", 0);
+    script_frame(whole, &n, 0x1, false, "", 0); /* fragmented: empty first part ... */
+    script_frame(whole, &n, 0x0, true, "", 0);  /* ... and an empty last part */
+    script_frame(split, &sn, 0x2, true, "", 0);
+    script_frame(closef, &cn, 0x8, true, "\x03\xe8", 2);
+    const act_t p1[] = {DO(A_REQ),          DO(A_ACCEPT),        SEND(whole, n),
+                        SPLIT(split, sn, 1), SEND(closef, cn),     DO(A_FRAME), DO(A_END)};
+    srv.progs[0] = p1;
+    kzc_target_t t = target();
+    ws_reset();
+    kzc_conn_t *c = kzc_ws_open(&loop, &t, "/ws", &ws_cbs, NULL);
+    run_until_done();
+    cr_assert_eq(rec.nmsgs, 3);
+    cr_assert_not(rec.null_data, "an empty message came as NULL");
+    for (int i = 0; i < 3; i++) cr_assert_eq(rec.lens[i], 0, "message %d", i);
+    cr_assert_not(rec.binary[0]);
+    cr_assert_not(rec.binary[1]);
+    cr_assert(rec.binary[2]);
+    cr_assert_eq(rec.code, 1000);
     kzc_free(c);
 }
 

@@ -3,11 +3,13 @@
  * durations, templates, the weighted round-robin, the arrival schedule,
  * overrides, and every file in bench/scenarios/ validating. */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "loadtest/runner.h"
 #include "loadtest/scenario.h"
 
 
@@ -607,7 +609,32 @@ Test(lt_scenario, processes_and_addresses)
     lt_scenario_override(s, &o, err, sizeof err);
     cr_assert_eq(lt_scenario_source_addresses(s), 4);
     cr_assert_eq(lt_scenario_processes(s), 3);
+    /* Auto addresses stop at 127.0.0.254 however many bots. */
+    o.bots = LT_MAX_BOTS;
+    lt_scenario_override(s, &o, err, sizeof err);
+    cr_assert_eq(lt_scenario_source_addresses(s), 254);
     lt_scenario_free(s);
+}
+
+Test(lt_scenario, bad_start_message_leaves_nothing_allocated)
+{
+    /* Rejected after the scenario text and some sources were copied: the
+     * copies are freed and st is empty. */
+    json_t *j = json_loads("{\"t\":\"start\",\"scenario\":\"name: t\",\"file\":\"f.yaml\",\"overrides\":"
+                           "{\"host\":\"h\"},\"run\":\"0a1b2c3d\",\"start_in_ms\":0,\"lo\":0,\"hi\":1,"
+                           "\"sources\":[\"127.0.0.1\",7],\"processes\":0}",
+                           0, NULL);
+    cr_assert_not_null(j);
+    lt_start_t st;
+    char err[256];
+    cr_assert_eq(lt_start_from_json(j, &st, err, sizeof err), -1);
+    cr_assert_str_eq(err, "bad start message: sources must be strings");
+    cr_assert_null(st.scenario);
+    cr_assert_null(st.file);
+    cr_assert_null(st.sources);
+    cr_assert_eq(st.nsources, 0);
+    lt_start_clear(&st); /* harmless */
+    json_decref(j);
 }
 
 Test(lt_scenario, overrides)

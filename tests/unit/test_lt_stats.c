@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loadtest/runner.h"
 #include "loadtest/stats.h"
 
 /* |got - want| <= 1% of want. */
@@ -300,6 +301,59 @@ Test(lt_stats, take_delta_and_gauge)
     lt_stats_free(st);
 }
 
+Test(lt_stats, stalled_tick_goes_to_the_second_that_ended)
+{
+    /* Which second a tick closes: the one that just ended, capped at the last. */
+    cr_assert_eq(lt_tick_second(999, 9), -1);
+    cr_assert_eq(lt_tick_second(1000, 9), 0);
+    cr_assert_eq(lt_tick_second(1999, 9), 0);
+    cr_assert_eq(lt_tick_second(3250, 9), 2);
+    cr_assert_eq(lt_tick_second(60000, 9), 9);
+    cr_assert_eq(lt_tick_second(-5, 9), -1);
+
+    /* A worker sent second 0, then its loop stalled until 3.25 s: seconds 1
+     * and 2 never had a tick. Second 1 goes out empty (the gauge as it was),
+     * and what was recorded meanwhile belongs to second 2, not to 1. */
+    lt_stats_t *st = lt_stats_new();
+    lt_run_t *run = lt_run_new();
+    char err[128];
+    lt_stats_conn(st, +1);
+    lt_stats_ok(st, "auth", 10);
+    lt_stats_t *d = lt_stats_take_delta(st, lt_tick_second(1000, 9));
+    cr_assert_eq(lt_run_add(run, d, err, sizeof err), 0, "%s", err);
+    lt_stats_free(d);
+    lt_stats_conn(st, +1);
+    lt_stats_ok(st, "auth", 20);
+    lt_stats_ok(st, "auth", 30);
+    int64_t sec = lt_tick_second(3250, 9);
+    cr_assert_eq(sec, 2);
+    d = lt_stats_empty_delta(st, 1);
+    cr_assert_eq(d->sec, 1);
+    cr_assert_eq(d->conns_open, 1, "the gauge as of the previous delta");
+    cr_assert_eq(d->conns_change, 0);
+    cr_assert_eq(d->conns_peak, 1);
+    cr_assert_eq(d->nops, 0);
+    cr_assert_eq(st->conns_change, 1, "st is untouched");
+    cr_assert_eq(lt_run_add(run, d, err, sizeof err), 0, "%s", err);
+    lt_stats_free(d);
+    d = lt_stats_take_delta(st, sec);
+    cr_assert_eq(lt_run_add(run, d, err, sizeof err), 0, "%s", err);
+    lt_stats_free(d);
+    lt_run_finish(run);
+    cr_assert_eq(run->nsecs, 3);
+    int auth = lt_run_op_index(run, "auth");
+    cr_assert_eq(auth, 0);
+    cr_assert_eq(run->secs[0].ops[auth].ok, 1);
+    cr_assert(run->secs[1].seen);
+    cr_assert_eq(run->secs[1].nops > 0 ? run->secs[1].ops[auth].ok : 0, 0);
+    cr_assert_eq(run->secs[1].conns, 1);
+    cr_assert_eq(run->secs[2].ops[auth].ok, 2);
+    cr_assert_eq(run->secs[2].conns, 2);
+    cr_assert_eq(run->total->conns_open, 2);
+    lt_run_free(run);
+    lt_stats_free(st);
+}
+
 static lt_stats_t *sample_stats(void)
 {
     lt_stats_t *st = lt_stats_new();
@@ -365,7 +419,29 @@ Test(lt_stats, bad_json_is_rejected)
          "stats: conns: expected integers open, change, peak"},
         {"{\"sec\":1,\"counters\":{\"bots_started\":-4},\"conns\":{\"open\":0,\"change\":0,\"peak\":"
          "0},\"ops\":{}}",
-         "stats: counter bots_started: expected a non-negative integer"},
+         "stats: counter bots_started: expected an integer in 0..281474976710656"},
+        /* Bounds: counts above LT_MAX_COUNT, gauges past +-LT_MAX_CONNS (a
+         * sum of such lines would overflow). */
+        {"{\"sec\":1,\"counters\":{\"msgs_sent\":4611686018427387904},\"conns\":{\"open\":0,"
+         "\"change\":0,\"peak\":0},\"ops\":{}}",
+         "stats: counter msgs_sent: expected an integer in 0..281474976710656"},
+        {"{\"sec\":1,\"counters\":{},\"conns\":{\"open\":9223372036854775807,\"change\":0,"
+         "\"peak\":0},\"ops\":{}}",
+         "stats: conns: open/change outside +-40000000 or peak outside 0..40000000"},
+        {"{\"sec\":1,\"counters\":{},\"conns\":{\"open\":0,\"change\":-40000001,"
+         "\"peak\":0},\"ops\":{}}",
+         "stats: conns: open/change outside +-40000000 or peak outside 0..40000000"},
+        {"{\"sec\":1,\"counters\":{},\"conns\":{\"open\":0,\"change\":0,\"peak\":-1},"
+         "\"ops\":{}}",
+         "stats: conns: open/change outside +-40000000 or peak outside 0..40000000"},
+        {"{\"sec\":1,\"counters\":{},\"conns\":{\"open\":0,\"change\":0,\"peak\":0},\"ops\":{\"a\":"
+         "{\"ok\":1,\"errors\":{\"x\":281474976710657},\"hist\":{\"n\":1,\"min\":1,\"max\":1,"
+         "\"sum\":1,\"b\":[1,1]}}}}",
+         "stats: op 'a': error count of 'x' is not a count"},
+        {"{\"sec\":1,\"counters\":{},\"conns\":{\"open\":0,\"change\":0,\"peak\":0},\"ops\":{\"a\":"
+         "{\"ok\":281474976710657,\"errors\":{},\"hist\":{\"n\":281474976710657,\"min\":1,"
+         "\"max\":1,\"sum\":1,\"b\":[1,281474976710657]}}}}",
+         "stats: op 'a': expected {ok, errors, hist}"},
         {"{\"sec\":1,\"counters\":{},\"conns\":{\"open\":0,\"change\":0,\"peak\":0},\"ops\":{\"a\":"
          "{\"ok\":1,\"errors\":{}}}}",
          "stats: op 'a': expected {ok, errors, hist}"},
@@ -398,6 +474,17 @@ Test(lt_stats, bad_json_is_rejected)
                            0, NULL);
     lt_stats_t *st = lt_stats_from_json(j, err, sizeof err);
     cr_assert_not_null(st);
+    lt_stats_free(st);
+    json_decref(j);
+    /* The bounds themselves are accepted. */
+    j = json_loads("{\"sec\":1,\"counters\":{\"msgs_sent\":281474976710656},\"conns\":{\"open\":"
+                   "-40000000,\"change\":40000000,\"peak\":40000000},\"ops\":{}}",
+                   0, NULL);
+    st = lt_stats_from_json(j, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    cr_assert_eq(st->counters[LT_C_MSGS_SENT], LT_MAX_COUNT);
+    cr_assert_eq(st->conns_open, -40000000);
+    cr_assert_eq(st->conns_peak, 40000000);
     lt_stats_free(st);
     json_decref(j);
 }

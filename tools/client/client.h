@@ -80,7 +80,10 @@ bool kzc_http_busy(const kzc_conn_t *c);
 typedef struct kzc_ws_cbs {
     /* The upgrade succeeded. */
     void (*on_open)(kzc_conn_t *c, void *arg);
-    /* One whole data message (borrowed, NUL-terminated beyond len). */
+    /* One whole data message: data[0..len), borrowed (valid during the
+     * callback only) and NOT NUL-terminated (it usually points into the
+     * shared read buffer, followed by the next frame's bytes). Never NULL:
+     * an empty message is "" with len 0. */
     void (*on_message)(kzc_conn_t *c, bool binary, const char *data, size_t len, void *arg);
     /* The connection is over (called once, never after kzc_free). code is
      * the close code the peer sent (or echoed), 1006 when the connection

@@ -91,7 +91,12 @@ kzc_conn_t *kzc__conn_new(uv_loop_t *loop, const kzc_target_t *t, int kind)
     c->loop = loop;
     c->kind = (uint8_t)kind;
     c->state = KZC_IDLE;
-    c->host = kz_strdup(t->host ? t->host : "127.0.0.1");
+    const char *host = t->host ? t->host : "127.0.0.1";
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') /* "[::1]": the literal inside */
+        c->host = kz_strndup(host + 1, hl - 2);
+    else
+        c->host = kz_strdup(host);
     c->source = t->source_addr && t->source_addr[0] ? kz_strdup(t->source_addr) : NULL;
     c->port = t->port;
     c->timeout_ms = t->timeout_ms > 0 ? t->timeout_ms : 10000;
@@ -150,6 +155,16 @@ static void on_timer(uv_timer_t *t)
         kzc__ws_on_timer(c);
 }
 
+const char *kzc__host_open(const kzc_conn_t *c)
+{
+    return strchr(c->host, ':') ? "[" : "";
+}
+
+const char *kzc__host_close(const kzc_conn_t *c)
+{
+    return strchr(c->host, ':') ? "]" : "";
+}
+
 kzc_io_stats_t kzc_io_stats(const kzc_conn_t *c)
 {
     return c->io;
@@ -177,6 +192,60 @@ void kzc__drop_sock(kzc_conn_t *c)
     c->sock = NULL;
     s->owner = NULL;
     uv_close((uv_handle_t *)&s->tcp, sock_closed);
+}
+
+/* A socket closed once what was queued on it is written (a close frame
+ * echoed just before the end): uv_close would cancel the write. Bounded by
+ * a timer; allocated only for such a socket. */
+typedef struct {
+    uv_shutdown_t req;
+    uv_timer_t timer;
+    kzc_sock_t *sock;
+} linger_t;
+
+static void linger_freed(uv_handle_t *h)
+{
+    kz_free(h->data);
+}
+
+/* Runs once: when the queue drained, or cancelled by the timer's close of
+ * the socket. */
+static void linger_done(uv_shutdown_t *req, int status)
+{
+    linger_t *l = req->data;
+    if (!uv_is_closing((uv_handle_t *)&l->sock->tcp)) uv_close((uv_handle_t *)&l->sock->tcp, sock_closed);
+    uv_timer_stop(&l->timer);
+    if (!uv_is_closing((uv_handle_t *)&l->timer)) uv_close((uv_handle_t *)&l->timer, linger_freed);
+}
+
+static void linger_timeout(uv_timer_t *t)
+{
+    linger_t *l = t->data;
+    /* Cancels the shutdown: linger_done follows from the close. */
+    if (!uv_is_closing((uv_handle_t *)&l->sock->tcp)) uv_close((uv_handle_t *)&l->sock->tcp, sock_closed);
+}
+
+void kzc__drop_sock_after_write(kzc_conn_t *c, int ms)
+{
+    kzc_sock_t *s = c->sock;
+    if (!s) return;
+    if (s->backlog == 0) {
+        kzc__drop_sock(c);
+        return;
+    }
+    c->sock = NULL;
+    s->owner = NULL;
+    linger_t *l = kz_calloc(1, sizeof *l);
+    l->sock = s;
+    l->req.data = l;
+    if (uv_shutdown(&l->req, (uv_stream_t *)&s->tcp, linger_done) != 0) {
+        kz_free(l);
+        uv_close((uv_handle_t *)&s->tcp, sock_closed);
+        return;
+    }
+    uv_timer_init(c->loop, &l->timer);
+    l->timer.data = l;
+    uv_timer_start(&l->timer, linger_timeout, (uint64_t)(ms > 0 ? ms : 0), 0);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)

@@ -114,8 +114,9 @@ int kzc_http_request(kzc_conn_t *c, const char *method, const char *path, const 
     size_t cap = strlen(method) + strlen(path) + strlen(c->host) + (auth ? strlen(auth) : 0) + len + 160;
     kz_free(c->req);
     c->req = kz_malloc(cap);
-    int n = snprintf(c->req, cap, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n%s%s%s", method, path, c->host, c->port,
-                     auth ? "Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "");
+    int n = snprintf(c->req, cap, "%s %s HTTP/1.1\r\nHost: %s%s%s:%d\r\n%s%s%s", method, path, kzc__host_open(c),
+                     c->host, kzc__host_close(c), c->port, auth ? "Authorization: " : "", auth ? auth : "",
+                     auth ? "\r\n" : "");
     if (with_body)
         n += snprintf(c->req + n, cap - (size_t)n, "Content-Type: application/json\r\nContent-Length: %zu\r\n",
                       len);

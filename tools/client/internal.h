@@ -91,8 +91,14 @@ int kzc__connect(kzc_conn_t *c);
 int kzc__write(kzc_conn_t *c, const void *data, size_t len);
 /* Closes the current socket (if any). */
 void kzc__drop_sock(kzc_conn_t *c);
+/* The same, but bytes still queued on it are written first (at most ms
+ * longer): the connection lets go of the socket at once either way. */
+void kzc__drop_sock_after_write(kzc_conn_t *c, int ms);
 /* Reports err from the loop (timer at 0 ms): see kzc__on_timer. */
 void kzc__defer_error(kzc_conn_t *c, const char *err);
+/* For the Host header: "[" and "]" around an IPv6 literal, else "". */
+const char *kzc__host_open(const kzc_conn_t *c);
+const char *kzc__host_close(const kzc_conn_t *c);
 /* Arms the connection's timer for ms. */
 void kzc__arm(kzc_conn_t *c, int ms);
 

@@ -21,6 +21,7 @@
 #include "core/sha1.h"
 
 #define KZC_WS_CTX_IDLE_MS 1000 /* an open socket quiet this long gives back wslay's context */
+#define KZC_WS_LINGER_MS 1000   /* a close frame still queued at the end gets this long to go out */
 
 /* ------------------------------------------------------------------------ */
 /* Masks                                                                    */
@@ -49,7 +50,8 @@ static void finish(kzc_conn_t *c, int code, const char *reason)
 {
     if (c->state == KZC_DONE || c->freed) return;
     c->state = KZC_DONE;
-    kzc__drop_sock(c);
+    /* The close frame wslay just echoed may still be queued: let it go out. */
+    kzc__drop_sock_after_write(c, KZC_WS_LINGER_MS);
     uv_timer_stop(&c->timer);
     if (c->cbs->on_close) c->cbs->on_close(c, code, reason, c->arg);
 }
@@ -106,9 +108,9 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     kzc_conn_t *c = user;
     if (c->freed || (c->state != KZC_OPEN && c->state != KZC_CLOSING)) return;
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
-        if (c->state == KZC_OPEN && c->cbs->on_message)
-            c->cbs->on_message(c, arg->opcode == WSLAY_BINARY_FRAME, (const char *)arg->msg, arg->msg_length,
-                               c->arg);
+        if (c->state == KZC_OPEN && c->cbs->on_message) /* wslay may give NULL for an empty message */
+            c->cbs->on_message(c, arg->opcode == WSLAY_BINARY_FRAME,
+                               arg->msg_length ? (const char *)arg->msg : "", arg->msg_length, c->arg);
     }
 }
 
@@ -331,9 +333,9 @@ kzc_conn_t *kzc_ws_open(uv_loop_t *loop, const kzc_target_t *t, const char *path
     size_t cap = strlen(path_and_query) + strlen(c->host) + 256;
     c->req = kz_malloc(cap);
     int n = snprintf(c->req, cap,
-                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "GET %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     path_and_query, c->host, c->port, c->key);
+                     path_and_query, kzc__host_open(c), c->host, kzc__host_close(c), c->port, c->key);
     c->req_len = (size_t)n;
     http_parser_init(&c->parser, HTTP_RESPONSE);
     c->parser.data = c;

@@ -473,6 +473,10 @@ static void on_ws_close(kzc_conn_t *c, int code, const char *reason, void *arg)
     if (b->phase == PH_DISCONNECT) {
         kzc_free(b->ws);
         b->ws = NULL;
+        if (code != 1000) { /* no close handshake (1006 after the timeout) or another code */
+            fail(b, "disconnect", reason);
+            return;
+        }
         step_done(b);
         return;
     }

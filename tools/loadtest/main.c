@@ -114,6 +114,10 @@ struct coord {
     int64_t prev_ms;
     int unit_failures;
     int remote_procs;      /* worker processes the agents reported */
+    uint64_t bad_lines;    /* protocol errors: stats lines rejected */
+    int closing;           /* own handles (timers, signals) whose close callback is due */
+    void (*on_closed)(coord_t *co); /* agent: called once finished and every handle closed */
+    void *owner;
 };
 
 static void unit_maybe_done(unit_t *u);
@@ -196,11 +200,36 @@ static void forward_pending(coord_t *co, bool all)
     }
 }
 
+/* A line a unit should not have sent: counted (the report's end shows the
+ * count), the first one per unit on stderr, and the unit failed. */
+static void bad_line(unit_t *u, const char *msg)
+{
+    u->co->bad_lines++;
+    char what[320];
+    snprintf(what, sizeof what, "protocol error: %s", msg);
+    unit_fail(u, what);
+}
+
+/* The seconds a run's deltas may name: its duration and a minute more (the
+ * stop grace and clock skew), so a bad line cannot make the series large. */
+static int64_t run_limit(const lt_scenario_t *scn)
+{
+    int64_t lim = (scn->duration_ms + 999) / 1000 + 60;
+    return lim < LT_MAX_SECONDS ? lim : LT_MAX_SECONDS;
+}
+
 static void take_delta(coord_t *co, unit_t *u, lt_stats_t *d)
 {
+    char err[256];
     if (!co->agent_mode) {
-        char err[256];
-        if (lt_run_add(co->run, d, err, sizeof err) != 0) unit_fail(u, err);
+        if (lt_run_add(co->run, d, err, sizeof err) != 0) bad_line(u, err);
+        lt_stats_free(d);
+        return;
+    }
+    if (d->sec < 0 || d->sec >= co->run->limit) { /* checked here too: the pending list stays small */
+        snprintf(err, sizeof err, "stats: second %" PRId64 " is outside the run (0..%" PRId64 ")", d->sec,
+                 co->run->limit - 1);
+        bad_line(u, err);
         lt_stats_free(d);
         return;
     }
@@ -229,14 +258,14 @@ static void unit_line(unit_t *u, const char *line, size_t len)
     json_t *j = json_loadb(line, len, 0, &jerr);
     const char *t = json_string_value(json_object_get(j, "t"));
     if (!t) {
-        unit_fail(u, "sent a line that is not a protocol message");
+        bad_line(u, "sent a line that is not a protocol message");
     } else if (strcmp(t, "stats") == 0) {
         char err[256];
         lt_stats_t *d = lt_stats_from_json(json_object_get(j, "delta"), err, sizeof err);
         if (d)
             take_delta(co, u, d);
         else
-            unit_fail(u, err);
+            bad_line(u, err);
     } else if (strcmp(t, "error") == 0) {
         const char *msg = json_string_value(json_object_get(j, "msg"));
         if (co->agent_mode && co->upstream) {
@@ -292,7 +321,7 @@ static void unit_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     memmove(u->rbuf, u->rbuf + off, u->rlen - off);
     u->rlen -= off;
     if (u->rlen > LT_MAX_LINE) {
-        unit_fail(u, "line too long");
+        bad_line(u, "line too long");
         u->rlen = 0;
         uv_read_stop(s);
         u->eof = true;
@@ -454,6 +483,7 @@ static void soak_done(kzc_conn_t *c, int status, const char *body, size_t len, c
 {
     coord_t *co = arg;
     int64_t t = (int64_t)uv_now(co->loop) - co->start_ms;
+    if (t > co->scn->duration_ms) return; /* the load is over: not a sample of the run */
     double rss = -1, conns = -1;
     int bits = status == 200 ? lt_prom_parse(body, len, &rss, &conns) : 0;
     if (!bits) {
@@ -467,6 +497,10 @@ static void on_soak(uv_timer_t *t)
 {
     coord_t *co = t->data;
     if (co->stopping || co->finished || !co->metrics) return;
+    if ((int64_t)uv_now(co->loop) - co->start_ms > co->scn->duration_ms) { /* past the run: no more samples */
+        uv_timer_stop(&co->soak_timer);
+        return;
+    }
     if (kzc_http_busy(co->metrics)) {
         lt_soak_fail(&co->soak); /* the previous fetch is still out: count a miss */
         return;
@@ -474,21 +508,51 @@ static void on_soak(uv_timer_t *t)
     kzc_http_request(co->metrics, "GET", co->metrics_path, NULL, NULL, 0, soak_done, co);
 }
 
-/* Parses http://host[:port]/path into a target and path. */
+/* Parses http://host[:port]/path (an IPv6 literal in brackets:
+ * http://[::1]:9100/metrics) into a target (host without brackets) and path. */
 static int parse_url(const char *url, char *host, size_t hcap, int *port, char *path, size_t pcap)
 {
     if (strncmp(url, "http://", 7) != 0) return -1;
     const char *h = url + 7, *slash = strchr(h, '/');
     size_t hl = slash ? (size_t)(slash - h) : strlen(h);
-    const char *colon = memchr(h, ':', hl);
-    size_t nl = colon ? (size_t)(colon - h) : hl;
+    const char *name = h, *colon;
+    size_t nl;
+    if (h[0] == '[') {
+        const char *close = memchr(h, ']', hl);
+        if (!close) return -1;
+        name = h + 1;
+        nl = (size_t)(close - name);
+        colon = close + 1 < h + hl ? close + 1 : NULL;
+        if (colon && *colon != ':') return -1;
+    } else {
+        colon = memchr(h, ':', hl);
+        nl = colon ? (size_t)(colon - h) : hl;
+    }
     if (nl == 0 || nl >= hcap) return -1;
-    memcpy(host, h, nl);
+    memcpy(host, name, nl);
     host[nl] = '\0';
-    *port = colon ? atoi(colon + 1) : 80;
-    if (*port < 1 || *port > 65535) return -1;
+    char *end = NULL;
+    long p = colon ? strtol(colon + 1, &end, 10) : 80;
+    if (colon && end != (slash ? slash : h + hl)) return -1;
+    *port = (int)p;
+    if (p < 1 || p > 65535) return -1;
     snprintf(path, pcap, "%s", slash ? slash : "/");
     return 0;
+}
+
+/* The coordinator's own handles: once the last one's close callback ran,
+ * nothing of the loop refers to co any more (an agent frees it then). */
+static void coord_handle_closed(uv_handle_t *h)
+{
+    coord_t *co = h->data;
+    if (--co->closing == 0 && co->on_closed) co->on_closed(co);
+}
+
+static void coord_close(coord_t *co, uv_handle_t *h)
+{
+    if (!h->data || uv_is_closing(h)) return;
+    co->closing++;
+    uv_close(h, coord_handle_closed);
 }
 
 static void coord_check_end(coord_t *co)
@@ -499,13 +563,14 @@ static void coord_check_end(coord_t *co)
     co->finished = true;
     uv_timer_stop(&co->progress);
     uv_timer_stop(&co->soak_timer);
-    if (!uv_is_closing((uv_handle_t *)&co->progress)) uv_close((uv_handle_t *)&co->progress, NULL);
-    if (!uv_is_closing((uv_handle_t *)&co->soak_timer)) uv_close((uv_handle_t *)&co->soak_timer, NULL);
-    if (co->sigint.data && !uv_is_closing((uv_handle_t *)&co->sigint)) uv_close((uv_handle_t *)&co->sigint, NULL);
-    if (co->sigterm.data && !uv_is_closing((uv_handle_t *)&co->sigterm))
-        uv_close((uv_handle_t *)&co->sigterm, NULL);
+    co->closing++; /* held while closing, so a callback cannot see 0 early */
+    coord_close(co, (uv_handle_t *)&co->progress);
+    coord_close(co, (uv_handle_t *)&co->soak_timer);
+    coord_close(co, (uv_handle_t *)&co->sigint);
+    coord_close(co, (uv_handle_t *)&co->sigterm);
     kzc_free(co->metrics);
     co->metrics = NULL;
+    if (--co->closing == 0 && co->on_closed) co->on_closed(co);
 }
 
 /* Splits [lo, hi) into n near-equal parts; part i is [*a, *b). */
@@ -524,8 +589,9 @@ static bool is_loopback(const char *host)
 /* The source addresses for a share of `bots` bots on this machine. */
 static void make_sources(const lt_scenario_t *scn, int64_t bots, lt_start_t *st)
 {
-    int k = scn->source_addresses;
-    if (k <= 0) k = is_loopback(scn->host) ? (int)((bots + 24999) / 25000) : 1;
+    lt_scenario_t share = *scn; /* the auto count follows this machine's share of the bots */
+    share.bots = bots;
+    int k = lt_scenario_source_addresses(&share); /* 1..254: 127.0.0.1..127.0.0.254 */
     if (k > LT_MAX_SOURCES) k = LT_MAX_SOURCES;
     st->nsources = 0;
     st->sources = kz_calloc((size_t)(k > 0 ? k : 1), sizeof *st->sources);
@@ -769,6 +835,7 @@ static int cmd_run(int argc, char **argv)
     co.quiet = quiet;
     co.tty = isatty(2);
     co.run = lt_run_new();
+    co.run->limit = run_limit(co.scn);
     co.planned = co.scn->bots;
     lt_soak_init(&co.soak);
     if (uv_exepath(self_exe, &(size_t){sizeof self_exe}) != 0) {
@@ -910,6 +977,9 @@ static int cmd_run(int argc, char **argv)
     if ((int64_t)st < co.planned)
         fprintf(stderr, "kizuna-loadtest: %" PRId64 " of %" PRId64 " bots never started (%s)\n", co.planned - (int64_t)st,
                 co.planned, co.stopping ? "the run was stopped" : "the arrival schedule did not fit in the duration");
+    if (co.bad_lines)
+        fprintf(stderr, "kizuna-loadtest: %" PRIu64 " protocol error%s: lines from workers/agents rejected (see above)\n",
+                co.bad_lines, co.bad_lines == 1 ? "" : "s");
     if (co.unit_failures || failed || fin != (uint64_t)co.planned) status = 1;
     uv_loop_close(co.loop);
     coord_free(&co);
@@ -928,6 +998,8 @@ typedef struct {
     coord_t *co;       /* the run in progress */
     bool got_start;
 } agent_t;
+
+static void agent_run_closed(coord_t *co);
 
 static void agent_conn_closed(uv_handle_t *h)
 {
@@ -949,7 +1021,7 @@ static void agent_start_run(agent_t *ag, const char *line, size_t len)
 {
     char err[512];
     json_t *j = json_loadb(line, len, 0, NULL);
-    lt_start_t st;
+    lt_start_t st = {0};
     coord_t *co = kz_calloc(1, sizeof *co);
     co->tpl.ov = lt_overrides_none();
     if (!j || lt_start_from_json(j, &st, err, sizeof err) != 0) {
@@ -962,6 +1034,7 @@ static void agent_start_run(agent_t *ag, const char *line, size_t len)
         stream_send((uv_stream_t *)ag->conn, msg);
         stream_send((uv_stream_t *)ag->conn, "{\"t\":\"done\"}");
         free(msg);
+        lt_start_clear(&st);
         kz_free(co);
         return;
     }
@@ -985,9 +1058,13 @@ static void agent_start_run(agent_t *ag, const char *line, size_t len)
     co->quiet = true;
     co->upstream = (uv_stream_t *)ag->conn;
     co->run = lt_run_new();
+    co->run->limit = run_limit(co->scn);
+    co->owner = ag;
+    co->on_closed = agent_run_closed;
     lt_soak_init(&co->soak);
     uv_timer_init(co->loop, &co->progress);
     uv_timer_init(co->loop, &co->soak_timer);
+    co->progress.data = co->soak_timer.data = co;
     int64_t n = st.hi - st.lo;
     int k = st.processes > 0 ? st.processes : (int)((n + LT_BOTS_PER_PROCESS - 1) / LT_BOTS_PER_PROCESS);
     if (k < 1) k = 1;
@@ -1012,6 +1089,7 @@ static void agent_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         agent_reset(ag);
         return;
     }
+    if (!ag->conn) return; /* reset earlier in this turn */
     ag->rlen += (size_t)n;
     char *nl;
     while ((nl = memchr(ag->rbuf, '\n', ag->rlen))) {
@@ -1025,7 +1103,12 @@ static void agent_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         memmove(ag->rbuf, nl + 1, ag->rlen - len - 1);
         ag->rlen -= len + 1;
     }
-    if (ag->rlen > LT_MAX_LINE) agent_reset(ag);
+    if (ag->rlen > LT_MAX_LINE) { /* as when the connection fails: stop the run, forget upstream */
+        fprintf(stderr, "kizuna-loadtest agent: line from the coordinator too long: dropping it\n");
+        if (ag->co) coord_stop(ag->co);
+        if (ag->co) ag->co->upstream = NULL;
+        agent_reset(ag);
+    }
 }
 
 static void agent_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
@@ -1061,13 +1144,11 @@ static void agent_accept(uv_stream_t *l, int status)
     uv_read_start((uv_stream_t *)c, agent_alloc, agent_read);
 }
 
-/* After each loop turn: a finished run is closed off with "done" (the
- * coordinator then closes the connection). */
-static void agent_check(uv_check_t *check)
+/* A finished run, once every handle of it is closed: closed off with
+ * "done" (the coordinator then closes the connection) and freed. */
+static void agent_run_closed(coord_t *co)
 {
-    agent_t *ag = check->data;
-    coord_t *co = ag->co;
-    if (!co || !co->finished) return;
+    agent_t *ag = co->owner;
     forward_pending(co, true);
     if (co->upstream) stream_send(co->upstream, "{\"t\":\"done\"}");
     fprintf(stderr, "kizuna-loadtest agent: run %s done\n", co->tpl.run_id);
@@ -1100,11 +1181,6 @@ static int cmd_agent(int argc, char **argv)
         fprintf(stderr, "kizuna-loadtest agent: listen on %s: %s\n", listen_on, uv_strerror(rc));
         return 1;
     }
-    uv_check_t check; /* after each loop turn: is the run over? */
-    uv_check_init(ag.loop, &check);
-    check.data = &ag;
-    uv_check_start(&check, agent_check);
-    uv_unref((uv_handle_t *)&check);
     fprintf(stderr, "kizuna-loadtest agent: listening on %s\n", listen_on);
     uv_run(ag.loop, UV_RUN_DEFAULT);
     return 0;

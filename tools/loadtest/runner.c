@@ -16,6 +16,7 @@
 #include "loadtest/stats.h"
 
 #define LT_START_BATCH 2000 /* bots started per loop turn at most (the rest: next turn) */
+#define LT_OUT_MAX_QUEUE (64u << 20) /* stdout bytes queued for a slow reader at most */
 
 /* ------------------------------------------------------------------------ */
 /* Start messages                                                           */
@@ -86,6 +87,7 @@ int lt_start_from_json(const json_t *j, lt_start_t *st, char *err, size_t errlen
         const char *s = json_string_value(json_array_get(src, i));
         if (!s) {
             st->nsources = i;
+            lt_start_clear(st); /* nothing half-read is left to free */
             snprintf(err, errlen, "bad start message: sources must be strings");
             return -1;
         }
@@ -166,6 +168,9 @@ typedef struct {
     uv_timer_t tick;       /* once a second: stats delta */
     uv_timer_t end;        /* the run's end, then the stop grace */
     uv_pipe_t in;          /* stdin: "stop" lines, EOF */
+    uv_pipe_t out;         /* stdout through the loop (when out_uv) */
+    bool out_uv;           /* out is open: lines go out with uv_write */
+    bool out_full;         /* the coordinator stopped reading: the run was ended */
     char inbuf[4096];
     size_t inlen;
     int64_t next_bot;      /* next bot index to start */
@@ -175,12 +180,54 @@ typedef struct {
     bool stopping, finished;
 } worker_t;
 
+typedef struct {
+    uv_write_t req;
+    char data[];
+} out_req_t;
+
+static void on_out_written(uv_write_t *r, int status)
+{
+    kz_free(r);
+}
+
+static void stop_all(worker_t *w);
+
+/* Queues line + "\n" on stdout without blocking the loop: a coordinator
+ * that reads slowly never stalls the bots. Past LT_OUT_MAX_QUEUE queued
+ * bytes the coordinator is not reading at all: an error goes out and the run
+ * ends. Before the loop (or when stdout is not a pipe) the write blocks. */
+static void out_line(worker_t *w, const char *line, size_t len)
+{
+    if (w->out_fd < 0) return;
+    if (!w->out_uv) {
+        if (lt_write_line(w->out_fd, line, len) != 0) w->out_fd = -1;
+        return;
+    }
+    if (uv_is_closing((uv_handle_t *)&w->out)) return;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&w->out) > LT_OUT_MAX_QUEUE && !w->out_full) {
+        w->out_full = true;
+        static const char msg[] = "{\"t\":\"error\",\"msg\":\"worker: the coordinator is not reading "
+                                  "(output backlog over 64 MiB): run ended\"}";
+        out_line(w, msg, sizeof msg - 1);
+        stop_all(w);
+        return;
+    }
+    out_req_t *r = kz_malloc(sizeof *r + len + 1);
+    memcpy(r->data, line, len);
+    r->data[len] = '\n';
+    uv_buf_t b = uv_buf_init(r->data, (unsigned)len + 1);
+    if (uv_write(&r->req, (uv_stream_t *)&w->out, &b, 1, on_out_written) != 0) {
+        kz_free(r);
+        w->out_fd = -1;
+    }
+}
+
 static void send_json(worker_t *w, json_t *j)
 {
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (s) {
-        if (lt_write_line(w->out_fd, s, strlen(s)) != 0) w->out_fd = -1;
+        out_line(w, s, strlen(s));
         free(s);
     }
 }
@@ -214,6 +261,26 @@ static int64_t run_ms(worker_t *w)
     return (int64_t)uv_now(w->loop) - w->ctx.start_ms;
 }
 
+int64_t lt_tick_second(int64_t now_ms, int64_t last)
+{
+    int64_t ended = now_ms >= 0 ? now_ms / 1000 - 1 : -1;
+    return ended < last ? ended : last;
+}
+
+/* What was recorded since the previous delta goes out labelled `sec` (the
+ * second that just ended); seconds before it that got no delta (the loop
+ * stalled past their end) go out empty first. Nothing when sec was sent. */
+static void send_through(worker_t *w, int64_t sec)
+{
+    if (sec < w->next_sec) return;
+    while (w->next_sec < sec) {
+        lt_stats_t *d = lt_stats_empty_delta(w->stats, w->next_sec++);
+        send_json(w, json_pack("{ssso}", "t", "stats", "delta", lt_stats_to_json(d)));
+        lt_stats_free(d);
+    }
+    send_delta(w, w->next_sec++);
+}
+
 static void on_arrivals(uv_timer_t *t)
 {
     worker_t *w = t->data;
@@ -240,24 +307,39 @@ static void on_tick(uv_timer_t *t)
 {
     worker_t *w = t->data;
     if (w->stopping) return;
-    if (w->next_sec <= w->last_sec) send_delta(w, w->next_sec++);
+    send_through(w, lt_tick_second(run_ms(w), w->last_sec));
     int64_t due = (w->next_sec + 1) * 1000 - run_ms(w);
     uv_timer_start(&w->tick, on_tick, (uint64_t)(due > 0 ? due : 0), 0);
 }
 
+/* Closes every handle but stdout (arg), which closes once its queued lines
+ * are written. */
 static void walk_close(uv_handle_t *h, void *arg)
 {
-    if (!uv_is_closing(h)) uv_close(h, NULL);
+    if (h != arg && !uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void on_out_shutdown(uv_shutdown_t *req, int status)
+{
+    if (!uv_is_closing((uv_handle_t *)req->handle)) uv_close((uv_handle_t *)req->handle, NULL);
+    kz_free(req);
 }
 
 /* After the last sockets' close callbacks: the final delta, "done", and
- * everything closed so the loop ends. */
+ * everything closed so the loop ends (stdout once it is drained). */
 static void on_final(uv_timer_t *t)
 {
     worker_t *w = t->data;
     send_delta(w, w->next_sec < w->last_sec ? w->next_sec : w->last_sec);
-    if (w->out_fd >= 0) lt_write_line(w->out_fd, "{\"t\":\"done\"}", 12);
-    uv_walk(w->loop, walk_close, NULL);
+    out_line(w, "{\"t\":\"done\"}", 12);
+    uv_walk(w->loop, walk_close, w->out_uv ? &w->out : NULL);
+    if (w->out_uv && !uv_is_closing((uv_handle_t *)&w->out)) {
+        uv_shutdown_t *req = kz_malloc(sizeof *req);
+        if (uv_shutdown(req, (uv_stream_t *)&w->out, on_out_shutdown) != 0) {
+            kz_free(req);
+            uv_close((uv_handle_t *)&w->out, NULL);
+        }
+    }
 }
 
 /* The end: bots still closing are released at once; the final delta goes
@@ -290,9 +372,9 @@ static void stop_all(worker_t *w)
     w->stop_at = (int64_t)uv_now(w->loop);
     uv_timer_stop(&w->arrivals);
     uv_timer_stop(&w->tick);
-    /* Seconds that ended before this moment still get their own delta. */
-    int64_t now_sec = run_ms(w) / 1000;
-    while (w->next_sec < now_sec && w->next_sec < w->last_sec) send_delta(w, w->next_sec++);
+    /* Seconds that ended before this moment still get their own delta (the
+     * last second's goes out at the end, with what the stop recorded). */
+    send_through(w, lt_tick_second(run_ms(w), w->last_sec - 1));
     for (lt_bot_t *b = w->ctx.head, *next; b; b = next) {
         next = lt_bot_next(b); /* stopping b may unlink it, never its successor */
         lt_bot_stop(b);
@@ -435,6 +517,12 @@ int lt_worker_main(int in_fd, int out_fd)
     /* A worker without bots has nothing to wait for. */
     int64_t end_in = w->start.lo < w->start.hi ? w->scn->duration_ms : 0;
     uv_timer_start(&w->end, on_end, (uint64_t)(w->start.start_in_ms + end_in), 0);
+    uv_pipe_init(w->loop, &w->out, 0);
+    w->out.data = w;
+    if (uv_pipe_open(&w->out, out_fd) == 0)
+        w->out_uv = true;
+    else /* not a pipe or socket (a file): blocking writes, which cannot stall long */
+        uv_close((uv_handle_t *)&w->out, NULL);
     uv_pipe_init(w->loop, &w->in, 0);
     w->in.data = w;
     if (uv_pipe_open(&w->in, in_fd) == 0) {

@@ -48,7 +48,8 @@ typedef struct {
 
 /* New reference {"t":"start",...}. */
 json_t *lt_start_to_json(const lt_start_t *st);
-/* Reads a start message into st (zeroed first). 0, or -1 with a message. */
+/* Reads a start message into st (zeroed first). 0, or -1 with a message
+ * (st then holds nothing to free; lt_start_clear on it is harmless). */
 int lt_start_from_json(const json_t *j, lt_start_t *st, char *err, size_t errlen);
 void lt_start_clear(lt_start_t *st);
 
@@ -61,7 +62,15 @@ long lt_raise_nofile(void);
  * the scenario was bad). */
 int lt_worker_main(int in_fd, int out_fd);
 
-/* Writes all of line[0..len) and a newline to fd (blocking). -1 on error. */
+/* The second a per-second tick at run time now_ms closes: the one that just
+ * ended (now_ms / 1000 - 1), at most `last`; -1 before the first ended. A
+ * worker whose loop stalled past several seconds sends the seconds it
+ * skipped as empty deltas and labels what it recorded with this second. */
+int64_t lt_tick_second(int64_t now_ms, int64_t last);
+
+/* Writes all of line[0..len) and a newline to fd (blocking). -1 on error.
+ * Only for lines written before the worker's loop runs (errors about the
+ * start message): the worker writes through the loop, see runner.c. */
 int lt_write_line(int fd, const char *line, size_t len);
 
 #endif

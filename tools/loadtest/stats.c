@@ -17,6 +17,9 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "loadtest/scenario.h"
+
+_Static_assert(LT_MAX_CONNS == 4LL * LT_MAX_BOTS, "LT_MAX_CONNS follows LT_MAX_BOTS");
 
 /* Copies a name into a fixed buffer, truncating. */
 static void copy_name(char *dst, size_t cap, const char *src)
@@ -152,10 +155,18 @@ json_t *lt_hist_to_json(const lt_hist_t *h)
 }
 
 /* A non-negative integer member; -1 when missing or not one. */
+/* A count read from a worker's line: an integer in 0..LT_MAX_COUNT, so sums
+ * over a run cannot overflow. */
+static bool is_count(const json_t *v)
+{
+    return json_is_integer(v) && json_integer_value(v) >= 0 &&
+           (uint64_t)json_integer_value(v) <= LT_MAX_COUNT;
+}
+
 static int get_uint(const json_t *obj, const char *key, uint64_t *out)
 {
     json_t *v = json_object_get(obj, key);
-    if (!json_is_integer(v) || json_integer_value(v) < 0) return -1;
+    if (!is_count(v)) return -1;
     *out = (uint64_t)json_integer_value(v);
     return 0;
 }
@@ -176,7 +187,7 @@ int lt_hist_from_json(lt_hist_t *h, const json_t *j, char *err, size_t errlen)
     for (size_t i = 0; i < json_array_size(b); i += 2) {
         json_t *ji = json_array_get(b, i), *jc = json_array_get(b, i + 1);
         if (!json_is_integer(ji) || !json_is_integer(jc) || json_integer_value(ji) <= prev ||
-            json_integer_value(ji) >= LT_HIST_BUCKETS || json_integer_value(jc) <= 0) {
+            json_integer_value(ji) >= LT_HIST_BUCKETS || json_integer_value(jc) <= 0 || !is_count(jc)) {
             lt_hist_reset(h);
             kz_errf(err, errlen, "histogram: bad bucket at position %zu", i);
             return -1;
@@ -340,6 +351,15 @@ lt_stats_t *lt_stats_take_delta(lt_stats_t *st, int64_t sec)
     return d;
 }
 
+lt_stats_t *lt_stats_empty_delta(const lt_stats_t *st, int64_t sec)
+{
+    lt_stats_t *d = lt_stats_new();
+    d->sec = sec;
+    d->conns_open = st->conns_open - st->conns_change;
+    d->conns_peak = d->conns_open;
+    return d;
+}
+
 static void merge_op(lt_op_stats_t *dst, const lt_op_stats_t *src)
 {
     dst->ok += src->ok;
@@ -395,6 +415,16 @@ lt_stats_t *lt_stats_from_json(const json_t *j, char *err, size_t errlen)
         kz_errf(err, errlen, "stats: conns: expected integers open, change, peak");
         return NULL;
     }
+    /* A worker's gauge moves with its sockets: bounded by what its bots can
+     * hold (a few connections each), so sums over a run stay far from overflow. */
+    const json_int_t cmax = LT_MAX_CONNS;
+    if (json_integer_value(open) < -cmax || json_integer_value(open) > cmax ||
+        json_integer_value(change) < -cmax || json_integer_value(change) > cmax ||
+        json_integer_value(peak) < 0 || json_integer_value(peak) > cmax) {
+        kz_errf(err, errlen, "stats: conns: open/change outside +-%lld or peak outside 0..%lld",
+                (long long)cmax, (long long)cmax);
+        return NULL;
+    }
     lt_stats_t *st = lt_stats_new();
     st->sec = json_integer_value(sec);
     st->conns_open = json_integer_value(open);
@@ -406,9 +436,9 @@ lt_stats_t *lt_stats_from_json(const json_t *j, char *err, size_t errlen)
     {
         for (size_t c = 0; c < LT_C_COUNT_; c++) {
             if (strcmp(key, counter_names[c]) != 0) continue;
-            if (!json_is_integer(v) || json_integer_value(v) < 0) {
-                kz_errf(err, errlen, "stats: counter %s: expected a non-negative integer",
-                        counter_names[c]);
+            if (!is_count(v)) {
+                kz_errf(err, errlen, "stats: counter %s: expected an integer in 0..%llu",
+                        counter_names[c], (unsigned long long)LT_MAX_COUNT);
                 lt_stats_free(st);
                 return NULL;
             }
@@ -439,7 +469,7 @@ lt_stats_t *lt_stats_from_json(const json_t *j, char *err, size_t errlen)
         json_t *n;
         json_object_foreach(errs, reason, n)
         {
-            if (!json_is_integer(n) || json_integer_value(n) < 0) {
+            if (!is_count(n)) {
                 kz_errf(err, errlen, "stats: op '%.31s': error count of '%.47s' is not a count",
                         key, reason);
                 goto fail;

@@ -32,6 +32,12 @@
 #define LT_MAX_REASONS 32     /* distinct reasons per op; later ones go under "other" */
 #define LT_MAX_OPS 48         /* distinct ops per stats; later ones go under op "other" */
 #define LT_MAX_SECONDS 2678400 /* series length bound: 31 days */
+/* Bounds of what lt_stats_from_json accepts (a line is rejected otherwise):
+ * every count (counters, ok, errors, histogram n/sum/buckets) is in
+ * 0..LT_MAX_COUNT; conns open and change are within +-LT_MAX_CONNS, peak in
+ * 0..LT_MAX_CONNS (4 connections per bot at most). */
+#define LT_MAX_COUNT (1ULL << 48)
+#define LT_MAX_CONNS (4LL * 10000000) /* 4 * LT_MAX_BOTS (scenario.h) */
 
 /* ----- Histogram ------------------------------------------------------- */
 
@@ -135,6 +141,12 @@ void lt_stats_conn(lt_stats_t *st, int change);
  * the gauge (conns_open stays; the delta gets conns_open, the change since
  * the previous take, and the peak within the interval). Never NULL. */
 lt_stats_t *lt_stats_take_delta(lt_stats_t *st, int64_t sec);
+
+/* A delta for a second in which nothing was recorded (the loop could not
+ * take one then, e.g. it stalled): labelled `sec`, no events, conns_open the
+ * gauge as of the previous take (st->conns_open - st->conns_change), no
+ * change, peak that value. st is left as it is. Never NULL. */
+lt_stats_t *lt_stats_empty_delta(const lt_stats_t *st, int64_t sec);
 
 /* dst += src: counts, histograms, reasons, counters, and the three conns_*
  * fields added (see above); dst->sec is kept. */
