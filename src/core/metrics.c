@@ -20,7 +20,6 @@
 #include "core/metrics.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +28,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/strbuf.h"
 
 /* Distinct status codes remembered per route; a server answers with far
  * fewer than this from any one route. */
@@ -155,54 +155,11 @@ void kz_metrics_db_observe(double seconds)
 
 /* ----- Rendering --------------------------------------------------------- */
 
-/* Growable output buffer; kz_realloc aborts on OOM, so appends cannot fail. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-} sbuf_t;
-
-static void sb_grow(sbuf_t *b, size_t more)
-{
-    if (b->len + more + 1 <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more + 1) cap *= 2;
-    b->p = kz_realloc(b->p, cap);
-    b->cap = cap;
-}
-
-static void sb_add(sbuf_t *b, const char *s)
-{
-    size_t n = strlen(s);
-    sb_grow(b, n);
-    memcpy(b->p + b->len, s, n + 1);
-    b->len += n;
-}
-
-static void sb_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf_t *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n < sizeof tmp) {
-        sb_add(b, tmp);
-        return;
-    }
-    sb_grow(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
 /* Appends a label value escaped as the exposition format requires:
  * backslash, double quote and line feed become \\, \" and \n. */
-static void sb_label(sbuf_t *b, const char *v)
+static void sb_label(kz_strbuf_t *b, const char *v)
 {
-    sb_grow(b, 2 * strlen(v));
+    kz_strbuf_reserve(b, 2 * strlen(v));
     for (; *v; v++) {
         if (*v == '\\' || *v == '"') {
             b->p[b->len++] = '\\';
@@ -217,14 +174,14 @@ static void sb_label(sbuf_t *b, const char *v)
     b->p[b->len] = '\0';
 }
 
-static void sb_family(sbuf_t *b, const char *name, const char *type, const char *help)
+static void sb_family(kz_strbuf_t *b, const char *name, const char *type, const char *help)
 {
-    sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    kz_strbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* Appends a microsecond total as seconds with no trailing zeros
  * (1500000 -> "1.5", 2000000 -> "2", 250 -> "0.00025"). */
-static void sb_seconds(sbuf_t *b, uint64_t us)
+static void sb_seconds(kz_strbuf_t *b, uint64_t us)
 {
     char frac[8];
     snprintf(frac, sizeof frac, "%06u", (unsigned)(us % 1000000));
@@ -232,14 +189,14 @@ static void sb_seconds(sbuf_t *b, uint64_t us)
     while (n > 0 && frac[n - 1] == '0') n--;
     frac[n] = '\0';
     if (n)
-        sb_printf(b, "%llu.%s", (unsigned long long)(us / 1000000), frac);
+        kz_strbuf_printf(b, "%llu.%s", (unsigned long long)(us / 1000000), frac);
     else
-        sb_printf(b, "%llu", (unsigned long long)(us / 1000000));
+        kz_strbuf_printf(b, "%llu", (unsigned long long)(us / 1000000));
 }
 
 /* Appends the _bucket/_sum/_count series of one histogram. `labels` is the
  * already-escaped label list without braces (`route="x"`), or NULL. */
-static void render_histogram(sbuf_t *b, const char *name, const char *labels, const histogram_t *h)
+static void render_histogram(kz_strbuf_t *b, const char *name, const char *labels, const histogram_t *h)
 {
     const char *sep = labels ? "," : "";
     if (!labels) labels = "";
@@ -247,13 +204,13 @@ static void render_histogram(sbuf_t *b, const char *name, const char *labels, co
     uint64_t cum = 0;
     for (int i = 0; i <= NBUCKETS; i++) {
         cum += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
-        sb_printf(b, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, labels, sep, bucket_labels[i],
+        kz_strbuf_printf(b, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, labels, sep, bucket_labels[i],
                   (unsigned long long)cum);
     }
     const char *open = *labels ? "{" : "", *close = *labels ? "}" : "";
-    sb_printf(b, "%s_sum%s%s%s ", name, open, labels, close);
+    kz_strbuf_printf(b, "%s_sum%s%s%s ", name, open, labels, close);
     sb_seconds(b, atomic_load_explicit(&h->sum_us, memory_order_relaxed));
-    sb_printf(b, "\n%s_count%s%s%s %llu\n", name, open, labels, close, (unsigned long long)cum);
+    kz_strbuf_printf(b, "\n%s_count%s%s%s %llu\n", name, open, labels, close, (unsigned long long)cum);
 }
 
 static const char *route_label(int i)
@@ -271,7 +228,7 @@ static uint64_t histogram_total(const histogram_t *h)
 
 /* Appends the request counter series of route i, statuses in ascending order
  * so the output is stable from scrape to scrape. */
-static void render_route_counts(sbuf_t *b, int i)
+static void render_route_counts(kz_strbuf_t *b, int i)
 {
     const route_stats_t *r = &routes[i];
     int codes[STATUS_SLOTS];
@@ -293,15 +250,15 @@ static void render_route_counts(sbuf_t *b, int i)
         counts[j] = c;
     }
     for (int s = 0; s < n; s++) {
-        sb_add(b, "kizuna_http_requests_total{route=\"");
+        kz_strbuf_puts(b, "kizuna_http_requests_total{route=\"");
         sb_label(b, route_label(i));
-        sb_printf(b, "\",status=\"%d\"} %llu\n", codes[s], (unsigned long long)counts[s]);
+        kz_strbuf_printf(b, "\",status=\"%d\"} %llu\n", codes[s], (unsigned long long)counts[s]);
     }
     uint64_t other = atomic_load_explicit(&r->other, memory_order_relaxed);
     if (other) {
-        sb_add(b, "kizuna_http_requests_total{route=\"");
+        kz_strbuf_puts(b, "kizuna_http_requests_total{route=\"");
         sb_label(b, route_label(i));
-        sb_printf(b, "\",status=\"other\"} %llu\n", (unsigned long long)other);
+        kz_strbuf_printf(b, "\",status=\"other\"} %llu\n", (unsigned long long)other);
     }
 }
 
@@ -346,19 +303,19 @@ static double process_fds(void)
     return n - 1; /* the directory's own descriptor */
 }
 
-static void sb_value(sbuf_t *b, const char *name, const char *type, const char *help, double v)
+static void sb_value(kz_strbuf_t *b, const char *name, const char *type, const char *help, double v)
 {
     sb_family(b, name, type, help);
     if (v == floor(v) && fabs(v) < 9e15)
-        sb_printf(b, "%s %.0f\n", name, v);
+        kz_strbuf_printf(b, "%s %.0f\n", name, v);
     else
-        sb_printf(b, "%s %.9g\n", name, v);
+        kz_strbuf_printf(b, "%s %.9g\n", name, v);
 }
 
 char *kz_metrics_render(size_t *len)
 {
-    sbuf_t b = {0};
-    sb_grow(&b, 0);
+    kz_strbuf_t b = {0};
+    kz_strbuf_reserve(&b, 0);
     b.p[0] = '\0';
 
     sb_family(&b, "kizuna_http_requests_total", "counter",
@@ -370,21 +327,21 @@ char *kz_metrics_render(size_t *len)
     for (int i = 0; i <= nroutes; i++) {
         /* Routes never hit are left out; the family header stays. */
         if (histogram_total(&routes[i].latency) == 0) continue;
-        sbuf_t lbl = {0};
-        sb_add(&lbl, "route=\"");
+        kz_strbuf_t lbl = {0};
+        kz_strbuf_puts(&lbl, "route=\"");
         sb_label(&lbl, route_label(i));
-        sb_add(&lbl, "\"");
+        kz_strbuf_puts(&lbl, "\"");
         render_histogram(&b, "kizuna_http_request_duration_seconds", lbl.p, &routes[i].latency);
         kz_free(lbl.p);
     }
 
     sb_family(&b, "kizuna_connections_open", "gauge",
               "Open client connections (HTTP and WebSocket).");
-    sb_printf(&b, "kizuna_connections_open %lld\n",
+    kz_strbuf_printf(&b, "kizuna_connections_open %lld\n",
               (long long)atomic_load_explicit(&connections_open, memory_order_relaxed));
 
     sb_family(&b, "kizuna_worker_queue_depth", "gauge", "Jobs waiting in the worker-pool queue.");
-    sb_printf(&b, "kizuna_worker_queue_depth %lld\n",
+    kz_strbuf_printf(&b, "kizuna_worker_queue_depth %lld\n",
               (long long)atomic_load_explicit(&queue_depth, memory_order_relaxed));
 
     sb_family(&b, "kizuna_db_query_duration_seconds", "histogram",

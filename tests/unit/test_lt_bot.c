@@ -89,14 +89,14 @@ Test(lt_bot, a_whole_profile)
     script_frame(events, &en, 0x1, true, S("{\"channel_message\":{\"channel_id\":\"2...r-0\",\"content\":\"{}\"}}"));
     uint8_t stamp[LT_STAMP_LEN];
     lt_stamp_write(stamp, uv_hrtime(), ctx.machine);
-    static lt_wbuf_t md;
+    static kz_strbuf_t md;
     lt_wire_match_send(&md, LT_FORMAT_JSON, "m1.", 1, stamp, sizeof stamp);
     json_t *j = json_loads(md.p, 0, NULL);
     static char mdev[256];
     int ml = snprintf(mdev, sizeof mdev, "{\"match_data\":{\"match_id\":\"m1.\",\"op_code\":\"1\",\"data\":\"%s\"}}",
                       json_string_value(json_object_get(json_object_get(j, "match_data_send"), "data")));
     json_decref(j);
-    lt_wbuf_free(&md);
+    kz_strbuf_free(&md);
     script_frame(events, &en, 0x1, true, mdev, (size_t)ml);
     static char closef[8];
     size_t cn = 0;

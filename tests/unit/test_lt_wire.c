@@ -10,11 +10,11 @@
 #include "kizuna/realtime.pb-c.h"
 #include "loadtest/wire.h"
 
-static lt_wbuf_t b;
+static kz_strbuf_t b;
 
 static void fini(void)
 {
-    lt_wbuf_free(&b);
+    kz_strbuf_free(&b);
 }
 
 TestSuite(lt_wire, .fini = fini);

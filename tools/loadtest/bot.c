@@ -86,7 +86,7 @@ struct lt_bot {
     bool early_matched;
 };
 
-static _Thread_local lt_wbuf_t sendbuf, bodybuf;
+static _Thread_local kz_strbuf_t sendbuf, bodybuf;
 
 static uint64_t now_us(void)
 {
@@ -528,11 +528,11 @@ static int step_auth(lt_bot_t *b, const lt_step_t *s)
         }
         snprintf(path + n, sizeof path - (size_t)n, "&username=%s", enc);
     }
-    lt_wbuf_reset(&bodybuf);
+    kz_strbuf_reset(&bodybuf);
     if (s->u.auth.type == LT_AUTH_EMAIL)
-        lt_wbuf_printf(&bodybuf, "{\"email\":\"%s\",\"password\":\"%s\"}", id, LT_PASSWORD);
+        kz_strbuf_printf(&bodybuf, "{\"email\":\"%s\",\"password\":\"%s\"}", id, LT_PASSWORD);
     else
-        lt_wbuf_printf(&bodybuf, "{\"id\":\"%s\"}", id);
+        kz_strbuf_printf(&bodybuf, "{\"id\":\"%s\"}", id);
     return http_req(b, "auth", "POST", path, b->ctx->basic_auth, true, auth_done);
 }
 
@@ -547,8 +547,8 @@ static int step_socket(lt_bot_t *b, const lt_step_t *s)
         b->ws = NULL;
     }
     b->fmt = s->u.socket.format;
-    lt_wbuf_reset(&bodybuf);
-    lt_wbuf_printf(&bodybuf, "/ws?lang=en&status=true&format=%s&token=%s",
+    kz_strbuf_reset(&bodybuf);
+    kz_strbuf_printf(&bodybuf, "/ws?lang=en&status=true&format=%s&token=%s",
                    b->fmt == LT_FORMAT_PROTOBUF ? "protobuf" : "json", b->token);
     kzc_target_t t = target(b);
     t.idle_ms = 0;
@@ -570,12 +570,12 @@ static int step_wait(lt_bot_t *b, const lt_step_t *s)
 }
 
 /* Appends n 'x' characters (padding of chat and storage values). */
-static void pad_x(lt_wbuf_t *w, size_t n)
+static void pad_x(kz_strbuf_t *w, size_t n)
 {
     static const char xs[] = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
     while (n) {
         size_t k = n < sizeof xs - 1 ? n : sizeof xs - 1;
-        lt_wbuf_put(w, xs, k);
+        kz_strbuf_add(w, xs, k);
         n -= k;
     }
 }
@@ -609,10 +609,10 @@ static int step_chat_send(lt_bot_t *b, const lt_step_t *s)
     }
     /* Content is a JSON object of `size` bytes: {"t":"xxx..."}. */
     size_t size = (size_t)s->u.chat_send.size, pad = size > 8 ? size - 8 : 0;
-    lt_wbuf_reset(&bodybuf);
-    lt_wbuf_puts(&bodybuf, "{\"t\":\"");
+    kz_strbuf_reset(&bodybuf);
+    kz_strbuf_puts(&bodybuf, "{\"t\":\"");
     pad_x(&bodybuf, pad);
-    lt_wbuf_puts(&bodybuf, "\"}");
+    kz_strbuf_puts(&bodybuf, "\"}");
     lt_wire_channel_send(&sendbuf, b->fmt, new_cid(b), b->channel_id, bodybuf.p);
     return ws_request(b, "chat_send", LT_ENV_CHANNEL_ACK, next_step);
 }
@@ -657,14 +657,14 @@ static int step_match_send(lt_bot_t *b, const lt_step_t *s)
         return S_ENDED;
     }
     size_t size = (size_t)s->u.match_send.size;
-    lt_wbuf_reset(&bodybuf);
+    kz_strbuf_reset(&bodybuf);
     uint8_t stamp[LT_STAMP_LEN];
     lt_stamp_write(stamp, uv_hrtime(), b->ctx->machine);
-    lt_wbuf_put(&bodybuf, stamp, size < LT_STAMP_LEN ? size : LT_STAMP_LEN);
+    kz_strbuf_add(&bodybuf, stamp, size < LT_STAMP_LEN ? size : LT_STAMP_LEN);
     static const char zeros[256];
     for (size_t left = size > LT_STAMP_LEN ? size - LT_STAMP_LEN : 0; left;) {
         size_t n = left < sizeof zeros ? left : sizeof zeros;
-        lt_wbuf_put(&bodybuf, zeros, n);
+        kz_strbuf_add(&bodybuf, zeros, n);
         left -= n;
     }
     lt_wire_match_send(&sendbuf, b->fmt, b->match_id, s->u.match_send.op_code, bodybuf.p, size);
@@ -866,7 +866,7 @@ static int step_rpc(lt_bot_t *b, const lt_step_t *s)
     }
     char path[320];
     snprintf(path, sizeof path, "/v2/rpc/%s", id);
-    lt_wbuf_reset(&bodybuf);
+    kz_strbuf_reset(&bodybuf);
     lt_json_str(&bodybuf, payload); /* the body is the payload as a JSON string */
     return http_req(b, "rpc", "POST", path, bearer(b, auth, sizeof auth), true, http_next);
 }
@@ -878,19 +878,19 @@ static int step_storage_write(lt_bot_t *b, const lt_step_t *s)
         return S_ENDED;
     /* The value: a JSON object of `size` bytes, {"v":"xxx..."}. */
     size_t size = (size_t)s->u.storage.size, pad = size > 8 ? size - 8 : 0;
-    lt_wbuf_t value = {0};
-    lt_wbuf_puts(&value, "{\"v\":\"");
+    kz_strbuf_t value = {0};
+    kz_strbuf_puts(&value, "{\"v\":\"");
     pad_x(&value, pad);
-    lt_wbuf_puts(&value, "\"}");
-    lt_wbuf_reset(&bodybuf);
-    lt_wbuf_puts(&bodybuf, "{\"objects\":[{\"collection\":");
+    kz_strbuf_puts(&value, "\"}");
+    kz_strbuf_reset(&bodybuf);
+    kz_strbuf_puts(&bodybuf, "{\"objects\":[{\"collection\":");
     lt_json_str(&bodybuf, s->u.storage.collection);
-    lt_wbuf_puts(&bodybuf, ",\"key\":");
+    kz_strbuf_puts(&bodybuf, ",\"key\":");
     lt_json_str(&bodybuf, key);
-    lt_wbuf_puts(&bodybuf, ",\"value\":");
+    kz_strbuf_puts(&bodybuf, ",\"value\":");
     lt_json_str(&bodybuf, value.p);
-    lt_wbuf_puts(&bodybuf, ",\"permission_read\":1,\"permission_write\":1}]}");
-    lt_wbuf_free(&value);
+    kz_strbuf_puts(&bodybuf, ",\"permission_read\":1,\"permission_write\":1}]}");
+    kz_strbuf_free(&value);
     return http_req(b, "storage_write", "PUT", "/v2/storage", bearer(b, auth, sizeof auth), true, http_next);
 }
 
@@ -920,14 +920,14 @@ static int step_storage_read(lt_bot_t *b, const lt_step_t *s)
         fail(b, "storage_read", "no session");
         return S_ENDED;
     }
-    lt_wbuf_reset(&bodybuf);
-    lt_wbuf_puts(&bodybuf, "{\"object_ids\":[{\"collection\":");
+    kz_strbuf_reset(&bodybuf);
+    kz_strbuf_puts(&bodybuf, "{\"object_ids\":[{\"collection\":");
     lt_json_str(&bodybuf, s->u.storage.collection);
-    lt_wbuf_puts(&bodybuf, ",\"key\":");
+    kz_strbuf_puts(&bodybuf, ",\"key\":");
     lt_json_str(&bodybuf, key);
-    lt_wbuf_puts(&bodybuf, ",\"user_id\":");
+    kz_strbuf_puts(&bodybuf, ",\"user_id\":");
     lt_json_str(&bodybuf, uid);
-    lt_wbuf_puts(&bodybuf, "}]}");
+    kz_strbuf_puts(&bodybuf, "}]}");
     return http_req(b, "storage_read", "POST", "/v2/storage", bearer(b, auth, sizeof auth), true, http_next);
 }
 
@@ -940,8 +940,8 @@ static int step_leaderboard_write(lt_bot_t *b, const lt_step_t *s)
     }
     snprintf(path, sizeof path, "/v2/leaderboard/%s", id);
     int64_t score = s->u.leaderboard.random ? (int64_t)(next_rand(b->ctx) % 1000001) : s->u.leaderboard.score;
-    lt_wbuf_reset(&bodybuf);
-    lt_wbuf_printf(&bodybuf, "{\"score\":\"%" PRId64 "\"}", score);
+    kz_strbuf_reset(&bodybuf);
+    kz_strbuf_printf(&bodybuf, "{\"score\":\"%" PRId64 "\"}", score);
     return http_req(b, "leaderboard_write", "POST", path, bearer(b, auth, sizeof auth), true, http_next);
 }
 

@@ -12,83 +12,30 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/strbuf.h"
 
 #define MAX_POINTS 1500 /* per chart line */
 #define MAX_LINES 12    /* lines per chart: the busiest ops (the rest are left out) */
 
-/* ----- A growing string -------------------------------------------------- */
-
-typedef struct {
-    char *s;
-    size_t len, cap;
-} sb_t;
-
-static void sb_grow(sb_t *b, size_t more)
-{
-    if (b->len + more + 1 <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more + 1) cap *= 2;
-    char *s = realloc(b->s, cap);
-    if (!s) {
-        fputs("kizuna-loadtest: out of memory\n", stderr);
-        abort();
-    }
-    b->s = s;
-    b->cap = cap;
-}
-
-static void sb_printf(sb_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sb_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    sb_grow(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-static void sb_puts(sb_t *b, const char *s)
-{
-    size_t n = strlen(s);
-    sb_grow(b, n);
-    memcpy(b->s + b->len, s, n + 1);
-    b->len += n;
-}
-
 /* Appends s with &, <, >, " and ' escaped. */
-static void sb_html(sb_t *b, const char *s)
+static void sb_html(kz_strbuf_t *b, const char *s)
 {
     for (; s && *s; s++) {
         switch (*s) {
-        case '&': sb_puts(b, "&amp;"); break;
-        case '<': sb_puts(b, "&lt;"); break;
-        case '>': sb_puts(b, "&gt;"); break;
-        case '"': sb_puts(b, "&quot;"); break;
-        case '\'': sb_puts(b, "&#39;"); break;
-        default:
-            sb_grow(b, 1);
-            b->s[b->len++] = *s;
-            b->s[b->len] = '\0';
+        case '&': kz_strbuf_puts(b, "&amp;"); break;
+        case '<': kz_strbuf_puts(b, "&lt;"); break;
+        case '>': kz_strbuf_puts(b, "&gt;"); break;
+        case '"': kz_strbuf_puts(b, "&quot;"); break;
+        case '\'': kz_strbuf_puts(b, "&#39;"); break;
+        default: kz_strbuf_putc(b, *s);
         }
     }
-}
-
-static char *sb_take(sb_t *b)
-{
-    sb_grow(b, 0);
-    return b->s;
 }
 
 /* ----- Numbers shared by the three formats ------------------------------- */
@@ -116,40 +63,40 @@ static bool soak_verdict(const lt_soak_t *soak, lt_soak_verdict_t *v)
 
 char *lt_report_text(const lt_run_t *run, const lt_soak_t *soak, const lt_report_info_t *info)
 {
-    sb_t b = {0};
+    kz_strbuf_t b = {0};
     const lt_stats_t *t = run->total;
     double secs = elapsed_s(info);
 
-    sb_printf(&b, "kizuna-loadtest: %s", info->scenario ? info->scenario : "run");
-    if (info->file) sb_printf(&b, " (%s)", info->file);
-    if (info->run_id) sb_printf(&b, ", run %s", info->run_id);
-    sb_puts(&b, "\n");
-    if (info->target) sb_printf(&b, "target %s, ", info->target);
-    sb_printf(&b, "%" PRId64 " bots planned, %.1f s (elapsed %.1f s), %d process%s", info->bots,
+    kz_strbuf_printf(&b, "kizuna-loadtest: %s", info->scenario ? info->scenario : "run");
+    if (info->file) kz_strbuf_printf(&b, " (%s)", info->file);
+    if (info->run_id) kz_strbuf_printf(&b, ", run %s", info->run_id);
+    kz_strbuf_puts(&b, "\n");
+    if (info->target) kz_strbuf_printf(&b, "target %s, ", info->target);
+    kz_strbuf_printf(&b, "%" PRId64 " bots planned, %.1f s (elapsed %.1f s), %d process%s", info->bots,
               (double)info->duration_ms / 1000.0, secs, info->processes,
               info->processes == 1 ? "" : "es");
-    if (info->agents > 0) sb_printf(&b, " on %d agent%s", info->agents, info->agents == 1 ? "" : "s");
-    sb_puts(&b, "\n");
-    if (info->started) sb_printf(&b, "started %s\n", info->started);
-    sb_puts(&b, "\n");
+    if (info->agents > 0) kz_strbuf_printf(&b, " on %d agent%s", info->agents, info->agents == 1 ? "" : "s");
+    kz_strbuf_puts(&b, "\n");
+    if (info->started) kz_strbuf_printf(&b, "started %s\n", info->started);
+    kz_strbuf_puts(&b, "\n");
 
     int w = 20; /* the op column: as wide as the longest name */
     for (size_t i = 0; i < t->nops; i++)
         if ((int)strlen(t->ops[i].name) > w) w = (int)strlen(t->ops[i].name);
-    sb_printf(&b, "%-*s %10s %10s %8s %9s %9s %9s %9s %9s\n", w, "op", "count", "ok/s", "errors",
+    kz_strbuf_printf(&b, "%-*s %10s %10s %8s %9s %9s %9s %9s %9s\n", w, "op", "count", "ok/s", "errors",
               "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms");
     for (size_t i = 0; i < t->nops; i++) {
         const lt_op_stats_t *o = &t->ops[i];
         const lt_hist_t *h = &o->hist;
-        sb_printf(&b, "%-*s %10" PRIu64 " %10.1f %8" PRIu64 " %9.2f %9.2f %9.2f %9.2f %9.2f\n",
+        kz_strbuf_printf(&b, "%-*s %10" PRIu64 " %10.1f %8" PRIu64 " %9.2f %9.2f %9.2f %9.2f %9.2f\n",
                   w, o->name, o->ok + o->errors, (double)o->ok / secs, o->errors,
                   ms(lt_hist_quantile(h, 0.5)), ms(lt_hist_quantile(h, 0.9)),
                   ms(lt_hist_quantile(h, 0.99)), ms(lt_hist_quantile(h, 0.999)), ms(h->max));
     }
-    if (t->nops == 0) sb_puts(&b, "(no operations recorded)\n");
+    if (t->nops == 0) kz_strbuf_puts(&b, "(no operations recorded)\n");
 
     const uint64_t *c = t->counters;
-    sb_printf(&b,
+    kz_strbuf_printf(&b,
               "\nbots: %" PRIu64 " started, %" PRIu64 " finished, %" PRIu64 " failed\n"
               "connections: peak %" PRId64 ", %" PRId64 " open at the end\n"
               "messages: %" PRIu64 " sent (%.1f/s), %" PRIu64 " received (%.1f/s)\n"
@@ -164,22 +111,22 @@ char *lt_report_text(const lt_run_t *run, const lt_soak_t *soak, const lt_report
     for (size_t i = 0; i < t->nops; i++) {
         const lt_op_stats_t *o = &t->ops[i];
         for (size_t r = 0; r < o->nreasons; r++) {
-            if (!any) sb_puts(&b, "\nerrors by reason:\n");
+            if (!any) kz_strbuf_puts(&b, "\nerrors by reason:\n");
             any = true;
-            sb_printf(&b, "  %-*s %-32s %10" PRIu64 "\n", w, o->name, o->reasons[r].name,
+            kz_strbuf_printf(&b, "  %-*s %-32s %10" PRIu64 "\n", w, o->name, o->reasons[r].name,
                       o->reasons[r].count);
         }
     }
-    if (!any) sb_puts(&b, "\nno errors\n");
+    if (!any) kz_strbuf_puts(&b, "\nno errors\n");
 
     lt_soak_verdict_t v;
     if (soak_verdict(soak, &v)) {
         char line[256];
         lt_soak_describe(&v, line, sizeof line);
-        sb_printf(&b, "\n%s\n", line);
-        if (soak->failures) sb_printf(&b, "soak: %" PRIu64 " failed metric fetches\n", soak->failures);
+        kz_strbuf_printf(&b, "\n%s\n", line);
+        if (soak->failures) kz_strbuf_printf(&b, "soak: %" PRIu64 " failed metric fetches\n", soak->failures);
     }
-    return sb_take(&b);
+    return kz_strbuf_take(&b);
 }
 
 /* ----- JSON -------------------------------------------------------------- */
@@ -356,7 +303,7 @@ static void thin(line_t *l)
 #define PB 46
 
 /* Draws one chart: lines over a time axis in seconds. */
-static void chart(sb_t *b, const char *title, const char *y_label, line_t *lines, size_t nlines)
+static void chart(kz_strbuf_t *b, const char *title, const char *y_label, line_t *lines, size_t nlines)
 {
     double xmin = INFINITY, xmax = -INFINITY, ymax = 0;
     for (size_t i = 0; i < nlines; i++) {
@@ -377,23 +324,23 @@ static void chart(sb_t *b, const char *title, const char *y_label, line_t *lines
 #define SX(x) (PL + ((x) - xmin) / (xmax - xmin) * pw)
 #define SY(y) (PT + ph - (y) / ytop * ph)
 
-    sb_puts(b, "<figure>\n");
-    sb_printf(b,
+    kz_strbuf_puts(b, "<figure>\n");
+    kz_strbuf_printf(b,
               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 "
               "%d %d\" role=\"img\" font-family=\"sans-serif\" font-size=\"12\" "
               "fill=\"#333\">\n<title>",
               CW, CH, CW, CH);
     sb_html(b, title);
-    sb_puts(b, "</title>\n");
-    sb_printf(b, "<text x=\"%d\" y=\"20\" font-size=\"14\" font-weight=\"bold\">", PL);
+    kz_strbuf_puts(b, "</title>\n");
+    kz_strbuf_printf(b, "<text x=\"%d\" y=\"20\" font-size=\"14\" font-weight=\"bold\">", PL);
     sb_html(b, title);
-    sb_puts(b, "</text>\n");
+    kz_strbuf_puts(b, "</text>\n");
 
     /* grid and y ticks */
     for (double y = 0; y <= ytop + ystep / 2; y += ystep) {
         char lab[32];
         tick_label(lab, sizeof lab, y, ystep);
-        sb_printf(b,
+        kz_strbuf_printf(b,
                   "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>"
                   "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
                   PL, SY(y), PL + pw, SY(y), PL - 6, SY(y) + 4, lab);
@@ -402,22 +349,22 @@ static void chart(sb_t *b, const char *title, const char *y_label, line_t *lines
     for (double x = ceil(xmin / xstep) * xstep; x <= xmax + 1e-9; x += xstep) {
         char lab[32];
         time_label(lab, sizeof lab, x, xstep);
-        sb_printf(b,
+        kz_strbuf_printf(b,
                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\"/>"
                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
                   SX(x), PT + ph, SX(x), PT + ph + 5, SX(x), PT + ph + 20, lab);
     }
     /* axes and their labels */
-    sb_printf(b,
+    kz_strbuf_printf(b,
               "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%.1f\" stroke=\"#444\"/>"
               "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\"/>\n",
               PL, PT, PL, PT + ph, PL, PT + ph, PL + pw, PT + ph);
-    sb_printf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">time since start</text>\n",
+    kz_strbuf_printf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">time since start</text>\n",
               PL + pw / 2, CH - 6);
-    sb_printf(b, "<text transform=\"translate(16 %.1f) rotate(-90)\" text-anchor=\"middle\">",
+    kz_strbuf_printf(b, "<text transform=\"translate(16 %.1f) rotate(-90)\" text-anchor=\"middle\">",
               PT + ph / 2);
     sb_html(b, y_label);
-    sb_puts(b, "</text>\n");
+    kz_strbuf_puts(b, "</text>\n");
 
     /* the lines, broken at gaps */
     for (size_t i = 0; i < nlines; i++) {
@@ -425,30 +372,30 @@ static void chart(sb_t *b, const char *title, const char *y_label, line_t *lines
         bool open = false;
         for (size_t k = 0; k < lines[i].n; k++) {
             if (isnan(lines[i].y[k])) {
-                if (open) sb_puts(b, "\"/>\n");
+                if (open) kz_strbuf_puts(b, "\"/>\n");
                 open = false;
                 continue;
             }
             if (!open)
-                sb_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"",
+                kz_strbuf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"",
                           color);
-            sb_printf(b, "%s%.1f,%.1f", open ? " " : "", SX(lines[i].x[k]), SY(lines[i].y[k]));
+            kz_strbuf_printf(b, "%s%.1f,%.1f", open ? " " : "", SX(lines[i].x[k]), SY(lines[i].y[k]));
             open = true;
         }
-        if (open) sb_puts(b, "\"/>\n");
+        if (open) kz_strbuf_puts(b, "\"/>\n");
         /* legend */
         double ly = PT + 8 + 16.0 * (double)i;
-        sb_printf(b,
+        kz_strbuf_printf(b,
                   "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"3\" fill=\"%s\"/>"
                   "<text x=\"%.1f\" y=\"%.1f\">",
                   PL + pw + 12, ly - 3, color, PL + pw + 30, ly + 1);
         sb_html(b, lines[i].name);
-        sb_puts(b, "</text>\n");
+        kz_strbuf_puts(b, "</text>\n");
     }
     if (nlines == 0)
-        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">no data</text>\n",
+        kz_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">no data</text>\n",
                   PL + pw / 2, PT + ph / 2);
-    sb_puts(b, "</svg>\n</figure>\n");
+    kz_strbuf_puts(b, "</svg>\n</figure>\n");
 #undef SX
 #undef SY
 }
@@ -562,110 +509,110 @@ static const char *const css =
     ".meta{color:#555}.bad{color:#b00;font-weight:600}.good{color:#070}\n"
     "figure{margin:10px 0}\n";
 
-static void html_summary(sb_t *b, const lt_run_t *run, const lt_report_info_t *info)
+static void html_summary(kz_strbuf_t *b, const lt_run_t *run, const lt_report_info_t *info)
 {
     const lt_stats_t *t = run->total;
     double secs = elapsed_s(info);
-    sb_puts(b, "<h2>Operations</h2>\n<table>\n<tr><th>op</th><th>count</th><th>ok/s</th>"
+    kz_strbuf_puts(b, "<h2>Operations</h2>\n<table>\n<tr><th>op</th><th>count</th><th>ok/s</th>"
                "<th>errors</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th>"
                "<th>max ms</th></tr>\n");
     for (size_t i = 0; i < t->nops; i++) {
         const lt_op_stats_t *o = &t->ops[i];
         const lt_hist_t *h = &o->hist;
-        sb_puts(b, "<tr><td>");
+        kz_strbuf_puts(b, "<tr><td>");
         sb_html(b, o->name);
-        sb_printf(b,
+        kz_strbuf_printf(b,
                   "</td><td>%" PRIu64 "</td><td>%.1f</td><td%s>%" PRIu64 "</td><td>%.2f</td>"
                   "<td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td></tr>\n",
                   o->ok + o->errors, (double)o->ok / secs, o->errors ? " class=\"bad\"" : "",
                   o->errors, ms(lt_hist_quantile(h, 0.5)), ms(lt_hist_quantile(h, 0.9)),
                   ms(lt_hist_quantile(h, 0.99)), ms(lt_hist_quantile(h, 0.999)), ms(h->max));
     }
-    sb_puts(b, "</table>\n");
+    kz_strbuf_puts(b, "</table>\n");
 
     const uint64_t *c = t->counters;
-    sb_puts(b, "<h2>Counters</h2>\n<table>\n");
-    sb_printf(b,
+    kz_strbuf_puts(b, "<h2>Counters</h2>\n<table>\n");
+    kz_strbuf_printf(b,
               "<tr><td>bots started / finished / failed</td><td>%" PRIu64 " / %" PRIu64
               " / <span%s>%" PRIu64 "</span></td></tr>\n",
               c[LT_C_BOTS_STARTED], c[LT_C_BOTS_FINISHED],
               c[LT_C_BOTS_FAILED] ? " class=\"bad\"" : "", c[LT_C_BOTS_FAILED]);
-    sb_printf(b,
+    kz_strbuf_printf(b,
               "<tr><td>connections: peak / open at the end</td><td>%" PRId64 " / %" PRId64
               "</td></tr>\n",
               t->conns_peak, t->conns_open);
-    sb_printf(b,
+    kz_strbuf_printf(b,
               "<tr><td>messages sent / received</td><td>%" PRIu64 " (%.1f/s) / %" PRIu64
               " (%.1f/s)</td></tr>\n",
               c[LT_C_MSGS_SENT], (double)c[LT_C_MSGS_SENT] / secs, c[LT_C_MSGS_RECV],
               (double)c[LT_C_MSGS_RECV] / secs);
-    sb_printf(b, "<tr><td>bytes sent / received</td><td>%" PRIu64 " / %" PRIu64 "</td></tr>\n",
+    kz_strbuf_printf(b, "<tr><td>bytes sent / received</td><td>%" PRIu64 " / %" PRIu64 "</td></tr>\n",
               c[LT_C_BYTES_SENT], c[LT_C_BYTES_RECV]);
-    sb_printf(b, "<tr><td>late iterations</td><td>%" PRIu64 "</td></tr>\n</table>\n",
+    kz_strbuf_printf(b, "<tr><td>late iterations</td><td>%" PRIu64 "</td></tr>\n</table>\n",
               c[LT_C_LATE]);
 
-    sb_puts(b, "<h2>Errors by reason</h2>\n");
+    kz_strbuf_puts(b, "<h2>Errors by reason</h2>\n");
     bool any = false;
     for (size_t i = 0; i < t->nops; i++) {
         const lt_op_stats_t *o = &t->ops[i];
         for (size_t r = 0; r < o->nreasons; r++) {
-            if (!any) sb_puts(b, "<table>\n<tr><th>op</th><th>reason</th><th>count</th></tr>\n");
+            if (!any) kz_strbuf_puts(b, "<table>\n<tr><th>op</th><th>reason</th><th>count</th></tr>\n");
             any = true;
-            sb_puts(b, "<tr><td>");
+            kz_strbuf_puts(b, "<tr><td>");
             sb_html(b, o->name);
-            sb_puts(b, "</td><td>");
+            kz_strbuf_puts(b, "</td><td>");
             sb_html(b, o->reasons[r].name);
-            sb_printf(b, "</td><td>%" PRIu64 "</td></tr>\n", o->reasons[r].count);
+            kz_strbuf_printf(b, "</td><td>%" PRIu64 "</td></tr>\n", o->reasons[r].count);
         }
     }
-    sb_puts(b, any ? "</table>\n" : "<p class=\"good\">No errors.</p>\n");
+    kz_strbuf_puts(b, any ? "</table>\n" : "<p class=\"good\">No errors.</p>\n");
 }
 
 char *lt_report_html(const lt_run_t *run, const lt_soak_t *soak, const lt_report_info_t *info)
 {
-    sb_t b = {0};
-    sb_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>");
-    sb_puts(&b, "kizuna-loadtest: ");
+    kz_strbuf_t b = {0};
+    kz_strbuf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>");
+    kz_strbuf_puts(&b, "kizuna-loadtest: ");
     sb_html(&b, info->scenario ? info->scenario : "run");
-    sb_printf(&b, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<h1>", css);
+    kz_strbuf_printf(&b, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<h1>", css);
     sb_html(&b, info->scenario ? info->scenario : "kizuna-loadtest run");
-    sb_puts(&b, "</h1>\n<p class=\"meta\">");
+    kz_strbuf_puts(&b, "</h1>\n<p class=\"meta\">");
     if (info->file) {
         sb_html(&b, info->file);
-        sb_puts(&b, " &middot; ");
+        kz_strbuf_puts(&b, " &middot; ");
     }
     if (info->run_id) {
-        sb_puts(&b, "run ");
+        kz_strbuf_puts(&b, "run ");
         sb_html(&b, info->run_id);
-        sb_puts(&b, " &middot; ");
+        kz_strbuf_puts(&b, " &middot; ");
     }
     if (info->target) {
-        sb_puts(&b, "target ");
+        kz_strbuf_puts(&b, "target ");
         sb_html(&b, info->target);
-        sb_puts(&b, " &middot; ");
+        kz_strbuf_puts(&b, " &middot; ");
     }
-    sb_printf(&b, "%" PRId64 " bots planned, %.1f s (elapsed %.1f s), %d process%s", info->bots,
+    kz_strbuf_printf(&b, "%" PRId64 " bots planned, %.1f s (elapsed %.1f s), %d process%s", info->bots,
               (double)info->duration_ms / 1000.0, elapsed_s(info), info->processes,
               info->processes == 1 ? "" : "es");
-    if (info->agents > 0) sb_printf(&b, " on %d agent%s", info->agents, info->agents == 1 ? "" : "s");
+    if (info->agents > 0) kz_strbuf_printf(&b, " on %d agent%s", info->agents, info->agents == 1 ? "" : "s");
     if (info->started) {
-        sb_puts(&b, " &middot; started ");
+        kz_strbuf_puts(&b, " &middot; started ");
         sb_html(&b, info->started);
     }
-    sb_puts(&b, "</p>\n");
+    kz_strbuf_puts(&b, "</p>\n");
 
     lt_soak_verdict_t v;
     if (soak_verdict(soak, &v)) {
         char line[256];
         lt_soak_describe(&v, line, sizeof line);
-        sb_printf(&b, "<p class=\"%s\">", v.growing ? "bad" : v.judged ? "good" : "meta");
+        kz_strbuf_printf(&b, "<p class=\"%s\">", v.growing ? "bad" : v.judged ? "good" : "meta");
         sb_html(&b, line);
-        sb_puts(&b, "</p>\n");
+        kz_strbuf_puts(&b, "</p>\n");
     }
 
     html_summary(&b, run, info);
 
-    sb_puts(&b, "<h2>Over time</h2>\n");
+    kz_strbuf_puts(&b, "<h2>Over time</h2>\n");
     line_t lines[MAX_LINES];
     size_t n = op_lines(run, V_OK, lines);
     chart(&b, "Throughput per operation", "ok per second", lines, n);
@@ -695,8 +642,8 @@ char *lt_report_html(const lt_run_t *run, const lt_soak_t *soak, const lt_report
         chart(&b, "Server open connections", "connections", &sc, 1);
         free_lines(&sc, 1);
     }
-    sb_puts(&b, "<p class=\"meta\">Generated by kizuna-loadtest.</p>\n</body>\n</html>\n");
-    return sb_take(&b);
+    kz_strbuf_puts(&b, "<p class=\"meta\">Generated by kizuna-loadtest.</p>\n</body>\n</html>\n");
+    return kz_strbuf_take(&b);
 }
 
 int lt_report_write_html(const char *path, const lt_run_t *run, const lt_soak_t *soak,

@@ -2,7 +2,6 @@
 #include "loadtest/wire.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,80 +9,16 @@
 #include "core/alloc.h"
 
 /* ------------------------------------------------------------------------ */
-/* Buffers                                                                  */
+/* JSON strings                                                             */
 
-static void reserve(lt_wbuf_t *b, size_t more)
-{
-    if (b->len + more + 1 <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + more + 1) cap *= 2;
-    b->p = kz_realloc(b->p, cap);
-    b->cap = cap;
-}
-
-static void put(lt_wbuf_t *b, const void *p, size_t n)
-{
-    reserve(b, n);
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void puts_(lt_wbuf_t *b, const char *s)
-{
-    put(b, s, strlen(s));
-}
-
-static void putc_(lt_wbuf_t *b, char c)
-{
-    put(b, &c, 1);
-}
-
-void lt_wbuf_put(lt_wbuf_t *b, const void *p, size_t n)
-{
-    put(b, p, n);
-}
-
-void lt_wbuf_puts(lt_wbuf_t *b, const char *s)
-{
-    put(b, s, strlen(s));
-}
-
-void lt_wbuf_printf(lt_wbuf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n <= 0) return;
-    reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-void lt_wbuf_reset(lt_wbuf_t *b)
-{
-    b->len = 0;
-    if (b->p) b->p[0] = '\0';
-}
-
-void lt_wbuf_free(lt_wbuf_t *b)
-{
-    kz_free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
-
-void lt_json_str(lt_wbuf_t *b, const char *s)
+void lt_json_str(kz_strbuf_t *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    putc_(b, '"');
+    kz_strbuf_putc(b, '"');
     const char *run = s;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p >= 0x20 && *p != '"' && *p != '\\') continue;
-        put(b, run, (size_t)((const char *)p - run));
+        kz_strbuf_add(b, run, (size_t)((const char *)p - run));
         char esc[7] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15], 0};
         if (*p == '"' || *p == '\\') {
             esc[1] = (char)*p;
@@ -92,11 +27,11 @@ void lt_json_str(lt_wbuf_t *b, const char *s)
             esc[1] = 'n';
             esc[2] = 0;
         }
-        puts_(b, esc);
+        kz_strbuf_puts(b, esc);
         run = (const char *)p + 1;
     }
-    puts_(b, run);
-    putc_(b, '"');
+    kz_strbuf_puts(b, run);
+    kz_strbuf_putc(b, '"');
 }
 
 int lt_url_encode(const char *s, char *out, size_t cap)
@@ -123,7 +58,7 @@ int lt_url_encode(const char *s, char *out, size_t cap)
 /* ------------------------------------------------------------------------ */
 /* Protobuf, by hand                                                        */
 
-static void pb_varint(lt_wbuf_t *b, uint64_t v)
+static void pb_varint(kz_strbuf_t *b, uint64_t v)
 {
     char tmp[10];
     size_t n = 0;
@@ -131,90 +66,90 @@ static void pb_varint(lt_wbuf_t *b, uint64_t v)
         tmp[n++] = (char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
         v >>= 7;
     } while (v);
-    put(b, tmp, n);
+    kz_strbuf_add(b, tmp, n);
 }
 
-static void pb_tag(lt_wbuf_t *b, int field, int wire)
+static void pb_tag(kz_strbuf_t *b, int field, int wire)
 {
     pb_varint(b, (uint64_t)field << 3 | (uint64_t)wire);
 }
 
-static void pb_bytes(lt_wbuf_t *b, int field, const void *p, size_t n)
+static void pb_bytes(kz_strbuf_t *b, int field, const void *p, size_t n)
 {
     pb_tag(b, field, 2);
     pb_varint(b, n);
-    put(b, p, n);
+    kz_strbuf_add(b, p, n);
 }
 
 /* A string field; proto3 leaves out empty strings. */
-static void pb_str(lt_wbuf_t *b, int field, const char *s)
+static void pb_str(kz_strbuf_t *b, int field, const char *s)
 {
     if (s && *s) pb_bytes(b, field, s, strlen(s));
 }
 
-static void pb_int(lt_wbuf_t *b, int field, int64_t v)
+static void pb_int(kz_strbuf_t *b, int field, int64_t v)
 {
     if (!v) return;
     pb_tag(b, field, 0);
     pb_varint(b, (uint64_t)v);
 }
 
-static void pb_double(lt_wbuf_t *b, int field, double d)
+static void pb_double(kz_strbuf_t *b, int field, double d)
 {
     pb_tag(b, field, 1);
     uint64_t u;
     memcpy(&u, &d, 8);
     char le[8];
     for (int i = 0; i < 8; i++) le[i] = (char)(u >> (8 * i));
-    put(b, le, 8);
+    kz_strbuf_add(b, le, 8);
 }
 
 /* The envelope around an encoded message: cid (1) then field `kind`. */
-static void pb_envelope(lt_wbuf_t *b, const char *cid, int kind, const lt_wbuf_t *inner)
+static void pb_envelope(kz_strbuf_t *b, const char *cid, int kind, const kz_strbuf_t *inner)
 {
-    lt_wbuf_reset(b);
+    kz_strbuf_reset(b);
     pb_str(b, 1, cid);
     pb_bytes(b, kind, inner->p ? inner->p : "", inner->len);
 }
 
-static _Thread_local lt_wbuf_t inner, entry;
+static _Thread_local kz_strbuf_t inner, entry;
 
 /* ------------------------------------------------------------------------ */
 /* JSON helpers                                                             */
 
-static void json_open(lt_wbuf_t *b, const char *cid, const char *kind)
+static void json_open(kz_strbuf_t *b, const char *cid, const char *kind)
 {
-    lt_wbuf_reset(b);
-    putc_(b, '{');
+    kz_strbuf_reset(b);
+    kz_strbuf_putc(b, '{');
     if (cid && *cid) {
-        puts_(b, "\"cid\":");
+        kz_strbuf_puts(b, "\"cid\":");
         lt_json_str(b, cid);
-        putc_(b, ',');
+        kz_strbuf_putc(b, ',');
     }
-    putc_(b, '"');
-    puts_(b, kind);
-    puts_(b, "\":{");
+    kz_strbuf_putc(b, '"');
+    kz_strbuf_puts(b, kind);
+    kz_strbuf_puts(b, "\":{");
 }
 
-static void json_field(lt_wbuf_t *b, bool *first, const char *name)
+static void json_field(kz_strbuf_t *b, bool *first, const char *name)
 {
-    if (!*first) putc_(b, ',');
+    if (!*first) kz_strbuf_putc(b, ',');
     *first = false;
-    putc_(b, '"');
-    puts_(b, name);
-    puts_(b, "\":");
+    kz_strbuf_putc(b, '"');
+    kz_strbuf_puts(b, name);
+    kz_strbuf_puts(b, "\":");
 }
 
-static void json_close(lt_wbuf_t *b)
+static void json_close(kz_strbuf_t *b)
 {
-    puts_(b, "}}");
+    kz_strbuf_puts(b, "}}");
 }
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static void json_b64(lt_wbuf_t *b, const uint8_t *p, size_t n)
+static void json_b64(kz_strbuf_t *b, const uint8_t *p, size_t n)
 {
-    reserve(b, (n + 2) / 3 * 4 + 2);
+    kz_strbuf_reserve(b, (n + 2) / 3 * 4 + 2);
     char *o = b->p + b->len;
     *o++ = '"';
     for (size_t i = 0; i < n; i += 3) {
@@ -232,11 +167,11 @@ static void json_b64(lt_wbuf_t *b, const uint8_t *p, size_t n)
 /* ------------------------------------------------------------------------ */
 /* Encoders                                                                 */
 
-void lt_wire_channel_join(lt_wbuf_t *b, lt_format_t f, const char *cid, const char *room, bool persistence)
+void lt_wire_channel_join(kz_strbuf_t *b, lt_format_t f, const char *cid, const char *room, bool persistence)
 {
     if (f == LT_FORMAT_PROTOBUF) {
         /* ChannelJoin{target 1, type 2 = ROOM, persistence 3 BoolValue, hidden 4 BoolValue} */
-        lt_wbuf_reset(&inner);
+        kz_strbuf_reset(&inner);
         pb_str(&inner, 1, room);
         pb_int(&inner, 2, 1);
         pb_bytes(&inner, 3, persistence ? "\x08\x01" : "", persistence ? 2 : 0);
@@ -245,63 +180,63 @@ void lt_wire_channel_join(lt_wbuf_t *b, lt_format_t f, const char *cid, const ch
         return;
     }
     json_open(b, cid, "channel_join");
-    puts_(b, "\"target\":");
+    kz_strbuf_puts(b, "\"target\":");
     lt_json_str(b, room);
-    puts_(b, persistence ? ",\"type\":1,\"persistence\":true,\"hidden\":false" : ",\"type\":1,\"persistence\":false,\"hidden\":false");
+    kz_strbuf_puts(b, persistence ? ",\"type\":1,\"persistence\":true,\"hidden\":false" : ",\"type\":1,\"persistence\":false,\"hidden\":false");
     json_close(b);
 }
 
-void lt_wire_channel_send(lt_wbuf_t *b, lt_format_t f, const char *cid, const char *channel_id, const char *content)
+void lt_wire_channel_send(kz_strbuf_t *b, lt_format_t f, const char *cid, const char *channel_id, const char *content)
 {
     if (f == LT_FORMAT_PROTOBUF) {
-        lt_wbuf_reset(&inner);
+        kz_strbuf_reset(&inner);
         pb_str(&inner, 1, channel_id);
         pb_str(&inner, 2, content);
         pb_envelope(b, cid, 7, &inner);
         return;
     }
     json_open(b, cid, "channel_message_send");
-    puts_(b, "\"channel_id\":");
+    kz_strbuf_puts(b, "\"channel_id\":");
     lt_json_str(b, channel_id);
-    puts_(b, ",\"content\":");
+    kz_strbuf_puts(b, ",\"content\":");
     lt_json_str(b, content);
     json_close(b);
 }
 
-void lt_wire_channel_leave(lt_wbuf_t *b, lt_format_t f, const char *cid, const char *channel_id)
+void lt_wire_channel_leave(kz_strbuf_t *b, lt_format_t f, const char *cid, const char *channel_id)
 {
     if (f == LT_FORMAT_PROTOBUF) {
-        lt_wbuf_reset(&inner);
+        kz_strbuf_reset(&inner);
         pb_str(&inner, 1, channel_id);
         pb_envelope(b, cid, 4, &inner);
         return;
     }
     json_open(b, cid, "channel_leave");
-    puts_(b, "\"channel_id\":");
+    kz_strbuf_puts(b, "\"channel_id\":");
     lt_json_str(b, channel_id);
     json_close(b);
 }
 
-void lt_wire_match_create(lt_wbuf_t *b, lt_format_t f, const char *cid, const char *name)
+void lt_wire_match_create(kz_strbuf_t *b, lt_format_t f, const char *cid, const char *name)
 {
     if (f == LT_FORMAT_PROTOBUF) {
-        lt_wbuf_reset(&inner);
+        kz_strbuf_reset(&inner);
         pb_str(&inner, 1, name);
         pb_envelope(b, cid, 13, &inner);
         return;
     }
     json_open(b, cid, "match_create");
     if (name && *name) {
-        puts_(b, "\"name\":");
+        kz_strbuf_puts(b, "\"name\":");
         lt_json_str(b, name);
     }
     json_close(b);
 }
 
-void lt_wire_match_join(lt_wbuf_t *b, lt_format_t f, const char *cid, const char *match_id, const char *token)
+void lt_wire_match_join(kz_strbuf_t *b, lt_format_t f, const char *cid, const char *match_id, const char *token)
 {
     if (f == LT_FORMAT_PROTOBUF) {
-        lt_wbuf_reset(&inner);
+        kz_strbuf_reset(&inner);
         if (token)
             pb_bytes(&inner, 2, token, strlen(token));
         else
@@ -310,31 +245,31 @@ void lt_wire_match_join(lt_wbuf_t *b, lt_format_t f, const char *cid, const char
         return;
     }
     json_open(b, cid, "match_join");
-    puts_(b, token ? "\"token\":" : "\"match_id\":");
+    kz_strbuf_puts(b, token ? "\"token\":" : "\"match_id\":");
     lt_json_str(b, token ? token : match_id);
     json_close(b);
 }
 
-void lt_wire_match_leave(lt_wbuf_t *b, lt_format_t f, const char *cid, const char *match_id)
+void lt_wire_match_leave(kz_strbuf_t *b, lt_format_t f, const char *cid, const char *match_id)
 {
     if (f == LT_FORMAT_PROTOBUF) {
-        lt_wbuf_reset(&inner);
+        kz_strbuf_reset(&inner);
         pb_str(&inner, 1, match_id);
         pb_envelope(b, cid, 17, &inner);
         return;
     }
     json_open(b, cid, "match_leave");
-    puts_(b, "\"match_id\":");
+    kz_strbuf_puts(b, "\"match_id\":");
     lt_json_str(b, match_id);
     json_close(b);
 }
 
-void lt_wire_match_send(lt_wbuf_t *b, lt_format_t f, const char *match_id, int64_t op_code, const void *data,
+void lt_wire_match_send(kz_strbuf_t *b, lt_format_t f, const char *match_id, int64_t op_code, const void *data,
                         size_t len)
 {
     if (f == LT_FORMAT_PROTOBUF) {
         /* MatchDataSend{match_id 1, op_code 2, data 3} */
-        lt_wbuf_reset(&inner);
+        kz_strbuf_reset(&inner);
         pb_str(&inner, 1, match_id);
         pb_int(&inner, 2, op_code);
         if (len) pb_bytes(&inner, 3, data, len);
@@ -342,34 +277,34 @@ void lt_wire_match_send(lt_wbuf_t *b, lt_format_t f, const char *match_id, int64
         return;
     }
     json_open(b, NULL, "match_data_send");
-    puts_(b, "\"match_id\":");
+    kz_strbuf_puts(b, "\"match_id\":");
     lt_json_str(b, match_id);
     char op[32];
     snprintf(op, sizeof op, ",\"op_code\":\"%lld\",\"data\":", (long long)op_code);
-    puts_(b, op);
+    kz_strbuf_puts(b, op);
     json_b64(b, data, len);
     json_close(b);
 }
 
-void lt_wire_matchmaker_add(lt_wbuf_t *b, lt_format_t f, const char *cid, const char *query, int min_count,
+void lt_wire_matchmaker_add(kz_strbuf_t *b, lt_format_t f, const char *cid, const char *query, int min_count,
                             int max_count, const lt_kv_t *sprops, size_t nsprops, const lt_kv_t *nprops,
                             size_t nnprops)
 {
     if (f == LT_FORMAT_PROTOBUF) {
         /* MatchmakerAdd{min_count 1, max_count 2, query 3, string_properties 4
          * (map entries {key 1, value 2}), numeric_properties 5 (value: double)} */
-        lt_wbuf_reset(&inner);
+        kz_strbuf_reset(&inner);
         pb_int(&inner, 1, min_count);
         pb_int(&inner, 2, max_count);
         pb_str(&inner, 3, query);
         for (size_t i = 0; i < nsprops; i++) {
-            lt_wbuf_reset(&entry);
+            kz_strbuf_reset(&entry);
             pb_str(&entry, 1, sprops[i].key);
             pb_str(&entry, 2, sprops[i].str);
             pb_bytes(&inner, 4, entry.p ? entry.p : "", entry.len);
         }
         for (size_t i = 0; i < nnprops; i++) {
-            lt_wbuf_reset(&entry);
+            kz_strbuf_reset(&entry);
             pb_str(&entry, 1, nprops[i].key);
             pb_double(&entry, 2, nprops[i].num);
             pb_bytes(&inner, 5, entry.p, entry.len);
@@ -380,34 +315,34 @@ void lt_wire_matchmaker_add(lt_wbuf_t *b, lt_format_t f, const char *cid, const 
     json_open(b, cid, "matchmaker_add");
     char num[64];
     snprintf(num, sizeof num, "\"min_count\":%d,\"max_count\":%d,\"query\":", min_count, max_count);
-    puts_(b, num);
+    kz_strbuf_puts(b, num);
     lt_json_str(b, query);
     bool first = true;
-    puts_(b, ",\"string_properties\":{");
+    kz_strbuf_puts(b, ",\"string_properties\":{");
     for (size_t i = 0; i < nsprops; i++) {
-        if (!first) putc_(b, ',');
+        if (!first) kz_strbuf_putc(b, ',');
         first = false;
         lt_json_str(b, sprops[i].key);
-        putc_(b, ':');
+        kz_strbuf_putc(b, ':');
         lt_json_str(b, sprops[i].str);
     }
-    puts_(b, "},\"numeric_properties\":{");
+    kz_strbuf_puts(b, "},\"numeric_properties\":{");
     first = true;
     for (size_t i = 0; i < nnprops; i++) {
-        if (!first) putc_(b, ',');
+        if (!first) kz_strbuf_putc(b, ',');
         first = false;
         lt_json_str(b, nprops[i].key);
         snprintf(num, sizeof num, ":%.17g", nprops[i].num);
-        puts_(b, num);
+        kz_strbuf_puts(b, num);
     }
-    putc_(b, '}');
+    kz_strbuf_putc(b, '}');
     json_close(b);
 }
 
-void lt_wire_rpc(lt_wbuf_t *b, lt_format_t f, const char *cid, const char *id, const char *payload)
+void lt_wire_rpc(kz_strbuf_t *b, lt_format_t f, const char *cid, const char *id, const char *payload)
 {
     if (f == LT_FORMAT_PROTOBUF) {
-        lt_wbuf_reset(&inner);
+        kz_strbuf_reset(&inner);
         pb_str(&inner, 1, id);
         pb_str(&inner, 2, payload);
         pb_envelope(b, cid, 24, &inner);

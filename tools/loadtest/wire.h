@@ -4,7 +4,7 @@
  * proto/kizuna/realtime.proto, encoded and decoded by hand here so the
  * tool does not depend on the server's generated code).
  *
- * Encoders append one whole envelope to an lt_wbuf_t. The decoder reads
+ * Encoders append one whole envelope to a kz_strbuf_t. The decoder reads
  * what a bot needs out of any server envelope: its cid, its kind, and the
  * few fields the steps use (ids, error code, the first bytes of match
  * data). Match data and chat events - the bulk of the traffic - take a
@@ -16,20 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/strbuf.h"
 #include "loadtest/scenario.h"
-
-/* A growing output buffer (owned storage; reuse it between messages). */
-typedef struct {
-    char *p;
-    size_t len, cap;
-} lt_wbuf_t;
-
-void lt_wbuf_reset(lt_wbuf_t *b);
-void lt_wbuf_free(lt_wbuf_t *b);
-/* Appends bytes / a string / formatted text (always NUL-terminated). */
-void lt_wbuf_put(lt_wbuf_t *b, const void *p, size_t n);
-void lt_wbuf_puts(lt_wbuf_t *b, const char *s);
-void lt_wbuf_printf(lt_wbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A matchmaker property for lt_wire_matchmaker_add (rendered values). */
 typedef struct {
@@ -40,20 +28,20 @@ typedef struct {
 
 /* The encoders. cid is a short decimal string ("" or NULL for none). They
  * reset b first. Strings are escaped as needed (JSON). */
-void lt_wire_channel_join(lt_wbuf_t *b, lt_format_t f, const char *cid, const char *room, bool persistence);
-void lt_wire_channel_send(lt_wbuf_t *b, lt_format_t f, const char *cid, const char *channel_id,
+void lt_wire_channel_join(kz_strbuf_t *b, lt_format_t f, const char *cid, const char *room, bool persistence);
+void lt_wire_channel_send(kz_strbuf_t *b, lt_format_t f, const char *cid, const char *channel_id,
                           const char *content);
-void lt_wire_channel_leave(lt_wbuf_t *b, lt_format_t f, const char *cid, const char *channel_id);
-void lt_wire_match_create(lt_wbuf_t *b, lt_format_t f, const char *cid, const char *name);
+void lt_wire_channel_leave(kz_strbuf_t *b, lt_format_t f, const char *cid, const char *channel_id);
+void lt_wire_match_create(kz_strbuf_t *b, lt_format_t f, const char *cid, const char *name);
 /* match_join by id, or by matchmaker token when token != NULL. */
-void lt_wire_match_join(lt_wbuf_t *b, lt_format_t f, const char *cid, const char *match_id, const char *token);
-void lt_wire_match_leave(lt_wbuf_t *b, lt_format_t f, const char *cid, const char *match_id);
-void lt_wire_match_send(lt_wbuf_t *b, lt_format_t f, const char *match_id, int64_t op_code, const void *data,
+void lt_wire_match_join(kz_strbuf_t *b, lt_format_t f, const char *cid, const char *match_id, const char *token);
+void lt_wire_match_leave(kz_strbuf_t *b, lt_format_t f, const char *cid, const char *match_id);
+void lt_wire_match_send(kz_strbuf_t *b, lt_format_t f, const char *match_id, int64_t op_code, const void *data,
                         size_t len);
-void lt_wire_matchmaker_add(lt_wbuf_t *b, lt_format_t f, const char *cid, const char *query, int min_count,
+void lt_wire_matchmaker_add(kz_strbuf_t *b, lt_format_t f, const char *cid, const char *query, int min_count,
                             int max_count, const lt_kv_t *sprops, size_t nsprops, const lt_kv_t *nprops,
                             size_t nnprops);
-void lt_wire_rpc(lt_wbuf_t *b, lt_format_t f, const char *cid, const char *id, const char *payload);
+void lt_wire_rpc(kz_strbuf_t *b, lt_format_t f, const char *cid, const char *id, const char *payload);
 
 typedef enum {
     LT_ENV_BAD,             /* not an envelope we can read */
@@ -99,7 +87,7 @@ bool lt_stamp_read(const uint8_t *data, size_t len, uint32_t machine, uint64_t *
 uint32_t lt_machine_tag(void);
 
 /* Appends s as a JSON string literal (quotes included) to b. */
-void lt_json_str(lt_wbuf_t *b, const char *s);
+void lt_json_str(kz_strbuf_t *b, const char *s);
 /* Percent-encodes s for a URL query value into out; -1 if it does not fit. */
 int lt_url_encode(const char *s, char *out, size_t cap);
 
