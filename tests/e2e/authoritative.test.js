@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { useServer, newDeviceSession } from './lib/fixture.js';
 import { E2E_DIR } from './lib/server.js';
-import { request, UUID_RE } from './lib/http.js';
+import { request, UUID_RE, makeUntil, sleep } from './lib/http.js';
 import { createSocket } from './lib/socket.js';
 
 // A short call budget so the runaway-handler test ends quickly.
@@ -18,17 +18,9 @@ const ctx = useServer({
     '--runtime.lua_call_timeout_ms', '1000'],
 });
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const MATCH_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.kizuna$/;
 
-/** Waits until pred() is true (polling), failing after ms. */
-async function until(pred, what, ms = 5000) {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+const until = makeUntil(5000);
 
 /** A nakama-js socket for a fresh user, recording match events. */
 async function player() {

@@ -11,7 +11,7 @@ import crypto from 'node:crypto';
 import WebSocket from 'ws';
 import { useServer, newDeviceSession } from './lib/fixture.js';
 import { createSocket, JSON_ONLY } from './lib/socket.js';
-import { request, uniq } from './lib/http.js';
+import { request, uniq, makeUntil, sleep } from './lib/http.js';
 
 const TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
@@ -20,17 +20,9 @@ const TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 // reading must not be mistaken for slow consumers.
 const ctx = useServer({ args: ['--workers', '4', '--matchmaker.interval_sec', '1'] });
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** Waits until pred() is true (polling), failing after ms. */
-async function until(pred, what, ms = 3000) {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+const until = makeUntil(3000);
 
 /** A nakama-js socket for a fresh user, recording match events. */
 async function player(session) {

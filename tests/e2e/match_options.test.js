@@ -10,6 +10,7 @@ import path from 'node:path';
 import { useServer, newDeviceSession } from './lib/fixture.js';
 import { E2E_DIR, startServer } from './lib/server.js';
 import { createSocket } from './lib/socket.js';
+import { makeUntil } from './lib/http.js';
 
 const MODULES = path.join(E2E_DIR, 'modules', 'match_options');
 const ctx = useServer({
@@ -17,15 +18,8 @@ const ctx = useServer({
     '--session.single_socket', 'true', '--session.single_match', 'true'],
 });
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function until(pred, what, ms = 10000) {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const until = makeUntil(10000, 20);
 
 /** A socket for session, recording what arrives. */
 async function open(client, session) {

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { useServer, newDeviceSession } from './lib/fixture.js';
 import { createSocket, WS_FORMAT } from './lib/socket.js';
-import { uniq } from './lib/http.js';
+import { uniq, makeUntil } from './lib/http.js';
 
 const E2E_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ctx = useServer({
@@ -24,16 +24,9 @@ const ctx = useServer({
     '--runtime.path', path.join(E2E_DIR, 'modules', 'matchmaker')],
 });
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-async function until(pred, what, ms = 15000) {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const until = makeUntil(15000, 10);
 
 /** A nakama-js socket for a fresh user, recording matchmaker events. */
 async function player() {

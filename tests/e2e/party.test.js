@@ -7,20 +7,14 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { useServer, newDeviceSession } from './lib/fixture.js';
 import { createSocket, JSON_ONLY } from './lib/socket.js';
+import { makeUntil, sleep } from './lib/http.js';
 
 // Several I/O threads, so members of one party live on different threads.
 const ctx = useServer({ args: ['--workers', '4'] });
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-async function until(pred, what, ms = 3000) {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+const until = makeUntil(3000);
 
 /** A nakama-js socket for a fresh user, recording party events. */
 async function player() {

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { useServer, newDeviceSession } from './lib/fixture.js';
 import { startServer } from './lib/server.js';
-import { uniqName, sleep } from './lib/http.js';
+import { uniqName, sleep, makeUntil } from './lib/http.js';
 import { createSocket } from './lib/socket.js';
 import {
   decode, envelope, readEnvelope, lenField, varintField, encode, Envelope as ENVELOPE, KINDS,
@@ -26,13 +26,7 @@ async function user() {
   return (await newDeviceSession(ctx.client, { username: name })).session;
 }
 
-async function until(pred, what, ms = 3000) {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+const until = makeUntil(3000);
 
 /**
  * Opens a raw socket (protobuf unless query says otherwise). Resolves with

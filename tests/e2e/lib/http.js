@@ -49,6 +49,21 @@ export function sleep(ms) {
 }
 
 /**
+ * A poller: until(pred, what, ms = defaultMs) resolves once pred() (which
+ * may be async) is true, checking every stepMs, and fails after ms with
+ * "timed out waiting for <what>".
+ */
+export function makeUntil(defaultMs, stepMs = 5) {
+  return async function until(pred, what, ms = defaultMs) {
+    const end = Date.now() + ms;
+    while (!(await pred())) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await sleep(stepMs);
+    }
+  };
+}
+
+/**
  * fetch wrapper. opts:
  *   auth:    a full Authorization header value, or {server: key} / {bearer: token}; none by default
  *   json:    a value to JSON.stringify as the body
